@@ -1,0 +1,294 @@
+// Package config owns the TOML site configuration: its schema, its defaults
+// and its validation. It reads files and returns a checked *Config or an
+// error that names every bad field with its value; it starts nothing.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is a whole site configuration.
+type Config struct {
+	// Path is the file the config was read from ("" when built in code).
+	Path     string   `toml:"-"`
+	Executor Executor `toml:"executor"`
+	Provider Provider `toml:"provider"`
+	Strategy Strategy `toml:"strategy"`
+}
+
+// Executor holds the options of the daemon and of the worker pools.
+type Executor struct {
+	Label  string `toml:"label"`
+	RunDir string `toml:"run_dir"`
+
+	// Slots and pinning (SPEC.md "Slots" and "cpu_affinity").
+	MaxWorkersPerNode     int          `toml:"max_workers_per_node"` // 0 = unlimited
+	CoresPerWorker        float64      `toml:"cores_per_worker"`
+	MemPerWorker          float64      `toml:"mem_per_worker"` // GB, 0 = no limit
+	CPUAffinity           string       `toml:"cpu_affinity"`
+	AvailableAccelerators Accelerators `toml:"available_accelerators"`
+	GPUsPerNode           int          `toml:"gpus_per_node"` // physical GPUs, 0 = detect
+	AllowSharedCPUs       bool         `toml:"allow_shared_cpus"`
+
+	// Dispatch and liveness.
+	PrefetchCapacity   int      `toml:"prefetch_capacity"`
+	HeartbeatPeriod    Duration `toml:"heartbeat_period"`
+	HeartbeatThreshold Duration `toml:"heartbeat_threshold"`
+	DrainPeriod        Duration `toml:"drain_period"` // 0 = max(60s, 2*heartbeat_period)
+	Retries            int      `toml:"retries"`      // default retry budget of a task
+	OutputTailBytes    int      `toml:"output_tail_bytes"`
+
+	// Network.
+	Address         string `toml:"address"` // advertised address; "" = every non-loopback address
+	WorkerPort      int    `toml:"worker_port"`
+	WorkerPortRange [2]int `toml:"worker_port_range"`
+	ClientPort      int    `toml:"client_port"`
+	Encrypted       *bool  `toml:"encrypted"`
+
+	// WorkerCommand is how a batch script starts a pool; default: this binary.
+	WorkerCommand string `toml:"worker_command"`
+}
+
+// Provider holds the batch-system options (SPEC.md "Providers").
+type Provider struct {
+	Kind             string   `toml:"kind"` // local, slurm, pbs
+	NodesPerBlock    int      `toml:"nodes_per_block"`
+	InitBlocks       *int     `toml:"init_blocks"`
+	MinBlocks        int      `toml:"min_blocks"`
+	MaxBlocks        *int     `toml:"max_blocks"`
+	Parallelism      *float64 `toml:"parallelism"`
+	Walltime         string   `toml:"walltime"` // HH:MM:SS
+	WorkerInit       string   `toml:"worker_init"`
+	SchedulerOptions string   `toml:"scheduler_options"`
+	Launcher         string   `toml:"launcher"` // single, srun, mpiexec, mpiexec-openmpi, aprun, simple
+	LauncherOptions  string   `toml:"launcher_options"`
+	CmdTimeout       Duration `toml:"cmd_timeout"`
+	Template         string   `toml:"template"` // path of a template of the site's own
+
+	// slurm
+	Account      string `toml:"account"`
+	Partition    string `toml:"partition"`
+	QOS          string `toml:"qos"`
+	Constraint   string `toml:"constraint"`
+	Exclusive    *bool  `toml:"exclusive"`
+	CoresPerNode int    `toml:"cores_per_node"`
+	MemPerNode   int    `toml:"mem_per_node"` // GB
+	Clusters     string `toml:"clusters"`
+
+	// pbs
+	Queue         string `toml:"queue"`
+	SelectOptions string `toml:"select_options"`
+	CPUsPerNode   int    `toml:"cpus_per_node"`
+	Place         string `toml:"place"`
+}
+
+// Strategy holds the scaler's options (SPEC.md "Blocks and scaling").
+type Strategy struct {
+	Kind             string   `toml:"kind"` // none, simple, htex_auto_scale
+	MaxIdletime      Duration `toml:"max_idletime"`
+	Period           Duration `toml:"period"`
+	MaxBlockFailures int      `toml:"max_block_failures"`
+}
+
+// Defaults used when a field is absent.
+const (
+	DefaultLabel              = "htex"
+	DefaultHeartbeatPeriod    = 10 * time.Second
+	DefaultHeartbeatThreshold = 60 * time.Second
+	DefaultRetries            = 2
+	DefaultOutputTailBytes    = 64 << 10
+	DefaultMaxIdletime        = 120 * time.Second
+	DefaultStrategyPeriod     = 5 * time.Second
+	DefaultMaxBlockFailures   = 3
+	DefaultCmdTimeout         = 30 * time.Second
+	DefaultWalltime           = "01:00:00"
+)
+
+// Load reads, decodes, defaults and validates a site config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	if c.Provider.Template != "" && !filepath.IsAbs(c.Provider.Template) {
+		c.Provider.Template = filepath.Join(filepath.Dir(path), c.Provider.Template)
+	}
+	return c, nil
+}
+
+// Parse decodes TOML text, rejects unknown keys, applies defaults and validates.
+func Parse(text string) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(text, &c)
+	if err != nil {
+		var perr toml.ParseError
+		if asParseError(err, &perr) {
+			return nil, fmt.Errorf("line %d, column %d: %s", perr.Position.Line, perr.Position.Col, perr.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var msgs []string
+		for _, k := range und {
+			msgs = append(msgs, unknownKeyMessage(k.String()))
+		}
+		return nil, &Error{Problems: msgs}
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Default returns the configuration used when no file is given: the local
+// provider, one block, one pool.
+func Default() *Config {
+	c := &Config{}
+	c.Provider.Kind = "local"
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills absent fields. It is separate from Validate so that
+// tools can show the effective configuration.
+func (c *Config) ApplyDefaults() {
+	e := &c.Executor
+	if e.Label == "" {
+		e.Label = DefaultLabel
+	}
+	if e.CoresPerWorker == 0 {
+		e.CoresPerWorker = 1
+	}
+	if e.CPUAffinity == "" {
+		e.CPUAffinity = "none"
+	}
+	if e.HeartbeatPeriod == 0 {
+		e.HeartbeatPeriod = Duration(DefaultHeartbeatPeriod)
+	}
+	if e.HeartbeatThreshold == 0 {
+		e.HeartbeatThreshold = Duration(DefaultHeartbeatThreshold)
+	}
+	if e.DrainPeriod == 0 {
+		e.DrainPeriod = Duration(max(60*time.Second, 2*time.Duration(e.HeartbeatPeriod)))
+	}
+	if e.OutputTailBytes == 0 {
+		e.OutputTailBytes = DefaultOutputTailBytes
+	}
+	if e.Encrypted == nil {
+		t := true
+		e.Encrypted = &t
+	}
+	p := &c.Provider
+	if p.Kind == "" {
+		p.Kind = "local"
+	}
+	if p.NodesPerBlock == 0 {
+		p.NodesPerBlock = 1
+	}
+	if p.InitBlocks == nil {
+		one := 1
+		p.InitBlocks = &one
+	}
+	if p.MaxBlocks == nil {
+		m := max(1, *p.InitBlocks)
+		p.MaxBlocks = &m
+	}
+	if p.Parallelism == nil {
+		one := 1.0
+		p.Parallelism = &one
+	}
+	if p.Walltime == "" {
+		p.Walltime = DefaultWalltime
+	}
+	if p.CmdTimeout == 0 {
+		p.CmdTimeout = Duration(DefaultCmdTimeout)
+	}
+	if p.Launcher == "" {
+		switch p.Kind {
+		case "slurm":
+			p.Launcher = "srun"
+		case "pbs":
+			p.Launcher = "mpiexec"
+		default:
+			p.Launcher = "single"
+		}
+	}
+	if p.Exclusive == nil {
+		t := p.Kind == "slurm"
+		p.Exclusive = &t
+	}
+	if p.Place == "" && p.Kind == "pbs" {
+		p.Place = "scatter"
+	}
+	s := &c.Strategy
+	if s.Kind == "" {
+		s.Kind = "simple"
+	}
+	if s.MaxIdletime == 0 {
+		s.MaxIdletime = Duration(DefaultMaxIdletime)
+	}
+	if s.Period == 0 {
+		s.Period = Duration(DefaultStrategyPeriod)
+	}
+	if s.MaxBlockFailures == 0 {
+		s.MaxBlockFailures = DefaultMaxBlockFailures
+	}
+}
+
+// IsEncrypted reports whether CURVE is on (the default).
+func (e *Executor) IsEncrypted() bool { return e.Encrypted == nil || *e.Encrypted }
+
+// WalltimeDuration parses provider.walltime.
+func (p *Provider) WalltimeDuration() (time.Duration, error) {
+	return ParseWalltime(p.Walltime)
+}
+
+// ParseWalltime parses "HH:MM:SS" (also "MM:SS", "D-HH:MM:SS") and rejects
+// zero or negative values.
+func ParseWalltime(s string) (time.Duration, error) {
+	days := 0
+	rest := s
+	if i := strings.IndexByte(s, '-'); i > 0 {
+		if _, err := fmt.Sscanf(s[:i], "%d", &days); err != nil || days < 0 {
+			return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+		}
+		rest = s[i+1:]
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+	}
+	var nums []int
+	for _, p := range parts {
+		var n int
+		if p == "" || strings.TrimLeft(p, "0123456789") != "" {
+			return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+		}
+		fmt.Sscanf(p, "%d", &n)
+		nums = append(nums, n)
+	}
+	for len(nums) < 3 {
+		nums = append([]int{0}, nums...)
+	}
+	if nums[1] > 59 || nums[2] > 59 {
+		return 0, fmt.Errorf("walltime %q: minutes and seconds must be below 60", s)
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(nums[0])*time.Hour +
+		time.Duration(nums[1])*time.Minute + time.Duration(nums[2])*time.Second
+	if d <= 0 {
+		return 0, fmt.Errorf("walltime %q: must be positive", s)
+	}
+	return d, nil
+}

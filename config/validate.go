@@ -1,0 +1,140 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Validate checks ranges and combinations and returns an *Error naming every
+// bad field with its value, or nil.
+func (c *Config) Validate() error {
+	var p []string
+	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	e, pr, s := &c.Executor, &c.Provider, &c.Strategy
+
+	if e.MaxWorkersPerNode < 0 {
+		bad("executor.max_workers_per_node %d: must be >= 0 (0 = unlimited)", e.MaxWorkersPerNode)
+	}
+	if e.CoresPerWorker <= 0 {
+		bad("executor.cores_per_worker %g: must be > 0", e.CoresPerWorker)
+	}
+	if e.MemPerWorker < 0 {
+		bad("executor.mem_per_worker %g: must be >= 0", e.MemPerWorker)
+	}
+	if err := checkAffinity(e.CPUAffinity); err != nil {
+		bad("executor.cpu_affinity %q: %v", e.CPUAffinity, err)
+	}
+	for i, a := range e.AvailableAccelerators {
+		if strings.TrimSpace(a) == "" {
+			bad("executor.available_accelerators[%d] %q: must not be empty", i, a)
+		}
+	}
+	if e.GPUsPerNode < 0 {
+		bad("executor.gpus_per_node %d: must be >= 0", e.GPUsPerNode)
+	}
+	if e.PrefetchCapacity < 0 {
+		bad("executor.prefetch_capacity %d: must be >= 0", e.PrefetchCapacity)
+	}
+	if e.HeartbeatPeriod <= 0 {
+		bad("executor.heartbeat_period %s: must be > 0", e.HeartbeatPeriod.D())
+	}
+	if e.HeartbeatThreshold <= e.HeartbeatPeriod {
+		bad("executor.heartbeat_threshold %s: must be greater than heartbeat_period %s", e.HeartbeatThreshold.D(), e.HeartbeatPeriod.D())
+	}
+	if e.Retries < 0 {
+		bad("executor.retries %d: must be >= 0", e.Retries)
+	}
+	if e.OutputTailBytes < 0 {
+		bad("executor.output_tail_bytes %d: must be >= 0", e.OutputTailBytes)
+	}
+	checkPort := func(name string, v int) {
+		if v < 0 || v > 65535 {
+			bad("executor.%s %d: must be in [0, 65535]", name, v)
+		}
+	}
+	checkPort("worker_port", e.WorkerPort)
+	checkPort("client_port", e.ClientPort)
+	if r := e.WorkerPortRange; r != [2]int{} {
+		checkPort("worker_port_range[0]", r[0])
+		checkPort("worker_port_range[1]", r[1])
+		if r[0] > r[1] {
+			bad("executor.worker_port_range %v: first port must not exceed the second", r)
+		}
+	}
+
+	switch pr.Kind {
+	case "local", "slurm", "pbs":
+	default:
+		bad("provider.kind %q: want local, slurm or pbs", pr.Kind)
+	}
+	if pr.NodesPerBlock < 1 {
+		bad("provider.nodes_per_block %d: must be >= 1", pr.NodesPerBlock)
+	}
+	if pr.MinBlocks < 0 {
+		bad("provider.min_blocks %d: must be >= 0", pr.MinBlocks)
+	}
+	if *pr.InitBlocks < 0 {
+		bad("provider.init_blocks %d: must be >= 0", *pr.InitBlocks)
+	}
+	if !(pr.MinBlocks <= *pr.InitBlocks && *pr.InitBlocks <= *pr.MaxBlocks) {
+		bad("provider: want min_blocks <= init_blocks <= max_blocks, got %d, %d, %d", pr.MinBlocks, *pr.InitBlocks, *pr.MaxBlocks)
+	}
+	if par := *pr.Parallelism; par < 0 || par > 1 {
+		bad("provider.parallelism %g: must be in [0, 1]", par)
+	}
+	if _, err := ParseWalltime(pr.Walltime); err != nil {
+		bad("provider.%v", err)
+	}
+	switch pr.Launcher {
+	case "single", "srun", "mpiexec", "mpiexec-openmpi", "aprun", "simple":
+	default:
+		bad("provider.launcher %q: want single, srun, mpiexec, mpiexec-openmpi, aprun or simple", pr.Launcher)
+	}
+	if pr.CmdTimeout <= 0 {
+		bad("provider.cmd_timeout %s: must be > 0", pr.CmdTimeout.D())
+	}
+	if pr.CoresPerNode < 0 {
+		bad("provider.cores_per_node %d: must be >= 0", pr.CoresPerNode)
+	}
+	if pr.MemPerNode < 0 {
+		bad("provider.mem_per_node %d: must be >= 0", pr.MemPerNode)
+	}
+	if pr.CPUsPerNode < 0 {
+		bad("provider.cpus_per_node %d: must be >= 0", pr.CPUsPerNode)
+	}
+
+	switch s.Kind {
+	case "none", "simple", "htex_auto_scale":
+	default:
+		bad("strategy.kind %q: want none, simple or htex_auto_scale", s.Kind)
+	}
+	if s.MaxIdletime < 0 {
+		bad("strategy.max_idletime %s: must be >= 0", s.MaxIdletime.D())
+	}
+	if s.Period <= 0 {
+		bad("strategy.period %s: must be > 0", s.Period.D())
+	}
+	if s.MaxBlockFailures < 1 {
+		bad("strategy.max_block_failures %d: must be >= 1", s.MaxBlockFailures)
+	}
+	if len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	return nil
+}
+
+// checkAffinity checks the shape of cpu_affinity; the list: syntax itself is
+// checked by the pinning package when the node's CPUs are known.
+func checkAffinity(v string) error {
+	switch v {
+	case "none", "block", "block-reverse", "alternating":
+		return nil
+	}
+	if strings.HasPrefix(v, "list:") {
+		if len(v) == len("list:") {
+			return fmt.Errorf("list: needs one rank per worker, e.g. list:0-3:4-7")
+		}
+		return nil
+	}
+	return fmt.Errorf("want none, block, block-reverse, alternating or list:...")
+}
