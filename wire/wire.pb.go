@@ -102,6 +102,7 @@ type Envelope struct {
 	//	*Envelope_Shutdown
 	//	*Envelope_Refuse
 	//	*Envelope_Reregister
+	//	*Envelope_CancelTasks
 	//	*Envelope_Submit
 	//	*Envelope_Status
 	//	*Envelope_ResultsRequest
@@ -255,6 +256,15 @@ func (x *Envelope) GetReregister() *Reregister {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_Reregister); ok {
 			return x.Reregister
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetCancelTasks() *CancelTasks {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_CancelTasks); ok {
+			return x.CancelTasks
 		}
 	}
 	return nil
@@ -414,6 +424,10 @@ type Envelope_Reregister struct {
 	Reregister *Reregister `protobuf:"bytes,25,opt,name=reregister,proto3,oneof"`
 }
 
+type Envelope_CancelTasks struct {
+	CancelTasks *CancelTasks `protobuf:"bytes,26,opt,name=cancel_tasks,json=cancelTasks,proto3,oneof"`
+}
+
 type Envelope_Submit struct {
 	// client -> interchange
 	Submit *SubmitRequest `protobuf:"bytes,30,opt,name=submit,proto3,oneof"`
@@ -483,6 +497,8 @@ func (*Envelope_Shutdown) isEnvelope_Body() {}
 func (*Envelope_Refuse) isEnvelope_Body() {}
 
 func (*Envelope_Reregister) isEnvelope_Body() {}
+
+func (*Envelope_CancelTasks) isEnvelope_Body() {}
 
 func (*Envelope_Submit) isEnvelope_Body() {}
 
@@ -1268,6 +1284,50 @@ func (*Reregister) Descriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
+type CancelTasks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []uint64               `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTasks) Reset() {
+	*x = CancelTasks{}
+	mi := &file_wire_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTasks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTasks) ProtoMessage() {}
+
+func (x *CancelTasks) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTasks.ProtoReflect.Descriptor instead.
+func (*CancelTasks) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CancelTasks) GetIds() []uint64 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
 type TaskSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Argv          []string               `protobuf:"bytes,1,rep,name=argv,proto3" json:"argv,omitempty"`
@@ -1286,7 +1346,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1358,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1371,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskSpec) GetArgv() []string {
@@ -1396,7 +1456,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1468,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1481,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitRequest) GetTasks() []*TaskSpec {
@@ -1463,7 +1523,7 @@ type SubmitReply struct {
 
 func (x *SubmitReply) Reset() {
 	*x = SubmitReply{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1535,7 @@ func (x *SubmitReply) String() string {
 func (*SubmitReply) ProtoMessage() {}
 
 func (x *SubmitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1548,7 @@ func (x *SubmitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReply.ProtoReflect.Descriptor instead.
 func (*SubmitReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitReply) GetJobId() uint64 {
@@ -1520,7 +1580,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1592,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1605,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 type BlockStatus struct {
@@ -1567,7 +1627,7 @@ type BlockStatus struct {
 
 func (x *BlockStatus) Reset() {
 	*x = BlockStatus{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1639,7 @@ func (x *BlockStatus) String() string {
 func (*BlockStatus) ProtoMessage() {}
 
 func (x *BlockStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1652,7 @@ func (x *BlockStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockStatus.ProtoReflect.Descriptor instead.
 func (*BlockStatus) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BlockStatus) GetId() int64 {
@@ -1687,7 +1747,7 @@ type PoolStatus struct {
 
 func (x *PoolStatus) Reset() {
 	*x = PoolStatus{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1759,7 @@ func (x *PoolStatus) String() string {
 func (*PoolStatus) ProtoMessage() {}
 
 func (x *PoolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1772,7 @@ func (x *PoolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStatus.ProtoReflect.Descriptor instead.
 func (*PoolStatus) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PoolStatus) GetId() string {
@@ -1786,7 +1846,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1858,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1871,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusReply) GetLabel() string {
@@ -1923,7 +1983,7 @@ type ResultsRequest struct {
 
 func (x *ResultsRequest) Reset() {
 	*x = ResultsRequest{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +1995,7 @@ func (x *ResultsRequest) String() string {
 func (*ResultsRequest) ProtoMessage() {}
 
 func (x *ResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2008,7 @@ func (x *ResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultsRequest.ProtoReflect.Descriptor instead.
 func (*ResultsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResultsRequest) GetJobId() uint64 {
@@ -1995,7 +2055,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2067,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2080,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskResult) GetTaskId() uint64 {
@@ -2138,7 +2198,7 @@ type ResultsReply struct {
 
 func (x *ResultsReply) Reset() {
 	*x = ResultsReply{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2210,7 @@ func (x *ResultsReply) String() string {
 func (*ResultsReply) ProtoMessage() {}
 
 func (x *ResultsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2223,7 @@ func (x *ResultsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultsReply.ProtoReflect.Descriptor instead.
 func (*ResultsReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResultsReply) GetResults() []*TaskResult {
@@ -2194,7 +2254,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2266,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2279,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchRequest) GetJobId() uint64 {
@@ -2247,7 +2307,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2319,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2332,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Done) GetTaskId() uint64 {
@@ -2312,7 +2372,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2384,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2397,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{25}
+	return file_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Progress) GetJobId() uint64 {
@@ -2405,7 +2465,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2477,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2490,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{26}
+	return file_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelRequest) GetJobId() uint64 {
@@ -2448,7 +2508,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2520,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2533,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{27}
+	return file_wire_proto_rawDescGZIP(), []int{28}
 }
 
 type ErrorReply struct {
@@ -2485,7 +2545,7 @@ type ErrorReply struct {
 
 func (x *ErrorReply) Reset() {
 	*x = ErrorReply{}
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2557,7 @@ func (x *ErrorReply) String() string {
 func (*ErrorReply) ProtoMessage() {}
 
 func (x *ErrorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2570,7 @@ func (x *ErrorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorReply.ProtoReflect.Descriptor instead.
 func (*ErrorReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{28}
+	return file_wire_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ErrorReply) GetMessage() string {
@@ -2529,7 +2589,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2601,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2614,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Ack) GetMessage() string {
@@ -2569,7 +2629,8 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\thtex.wire\"\xd5\t\n" +
+	"wire.proto\x12\thtex.wire\"\x92\n" +
+	"\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -2586,7 +2647,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x06refuse\x18\x18 \x01(\v2\x11.htex.wire.RefuseH\x00R\x06refuse\x127\n" +
 	"\n" +
 	"reregister\x18\x19 \x01(\v2\x15.htex.wire.ReregisterH\x00R\n" +
-	"reregister\x122\n" +
+	"reregister\x12;\n" +
+	"\fcancel_tasks\x18\x1a \x01(\v2\x16.htex.wire.CancelTasksH\x00R\vcancelTasks\x122\n" +
 	"\x06submit\x18\x1e \x01(\v2\x18.htex.wire.SubmitRequestH\x00R\x06submit\x122\n" +
 	"\x06status\x18\x1f \x01(\v2\x18.htex.wire.StatusRequestH\x00R\x06status\x12D\n" +
 	"\x0fresults_request\x18  \x01(\v2\x19.htex.wire.ResultsRequestH\x00R\x0eresultsRequest\x12/\n" +
@@ -2661,7 +2723,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x06Refuse\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\f\n" +
 	"\n" +
-	"Reregister\"\x8e\x02\n" +
+	"Reregister\"\x1f\n" +
+	"\vCancelTasks\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x8e\x02\n" +
 	"\bTaskSpec\x12\x12\n" +
 	"\x04argv\x18\x01 \x03(\tR\x04argv\x12\x10\n" +
 	"\x03env\x18\x02 \x03(\tR\x03env\x12\x10\n" +
@@ -2801,7 +2865,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_wire_proto_goTypes = []any{
 	(ErrorKind)(0),         // 0: htex.wire.ErrorKind
 	(*Envelope)(nil),       // 1: htex.wire.Envelope
@@ -2817,23 +2881,24 @@ var file_wire_proto_goTypes = []any{
 	(*Shutdown)(nil),       // 11: htex.wire.Shutdown
 	(*Refuse)(nil),         // 12: htex.wire.Refuse
 	(*Reregister)(nil),     // 13: htex.wire.Reregister
-	(*TaskSpec)(nil),       // 14: htex.wire.TaskSpec
-	(*SubmitRequest)(nil),  // 15: htex.wire.SubmitRequest
-	(*SubmitReply)(nil),    // 16: htex.wire.SubmitReply
-	(*StatusRequest)(nil),  // 17: htex.wire.StatusRequest
-	(*BlockStatus)(nil),    // 18: htex.wire.BlockStatus
-	(*PoolStatus)(nil),     // 19: htex.wire.PoolStatus
-	(*StatusReply)(nil),    // 20: htex.wire.StatusReply
-	(*ResultsRequest)(nil), // 21: htex.wire.ResultsRequest
-	(*TaskResult)(nil),     // 22: htex.wire.TaskResult
-	(*ResultsReply)(nil),   // 23: htex.wire.ResultsReply
-	(*WatchRequest)(nil),   // 24: htex.wire.WatchRequest
-	(*Done)(nil),           // 25: htex.wire.Done
-	(*Progress)(nil),       // 26: htex.wire.Progress
-	(*CancelRequest)(nil),  // 27: htex.wire.CancelRequest
-	(*StopRequest)(nil),    // 28: htex.wire.StopRequest
-	(*ErrorReply)(nil),     // 29: htex.wire.ErrorReply
-	(*Ack)(nil),            // 30: htex.wire.Ack
+	(*CancelTasks)(nil),    // 14: htex.wire.CancelTasks
+	(*TaskSpec)(nil),       // 15: htex.wire.TaskSpec
+	(*SubmitRequest)(nil),  // 16: htex.wire.SubmitRequest
+	(*SubmitReply)(nil),    // 17: htex.wire.SubmitReply
+	(*StatusRequest)(nil),  // 18: htex.wire.StatusRequest
+	(*BlockStatus)(nil),    // 19: htex.wire.BlockStatus
+	(*PoolStatus)(nil),     // 20: htex.wire.PoolStatus
+	(*StatusReply)(nil),    // 21: htex.wire.StatusReply
+	(*ResultsRequest)(nil), // 22: htex.wire.ResultsRequest
+	(*TaskResult)(nil),     // 23: htex.wire.TaskResult
+	(*ResultsReply)(nil),   // 24: htex.wire.ResultsReply
+	(*WatchRequest)(nil),   // 25: htex.wire.WatchRequest
+	(*Done)(nil),           // 26: htex.wire.Done
+	(*Progress)(nil),       // 27: htex.wire.Progress
+	(*CancelRequest)(nil),  // 28: htex.wire.CancelRequest
+	(*StopRequest)(nil),    // 29: htex.wire.StopRequest
+	(*ErrorReply)(nil),     // 30: htex.wire.ErrorReply
+	(*Ack)(nil),            // 31: htex.wire.Ack
 }
 var file_wire_proto_depIdxs = []int32{
 	2,  // 0: htex.wire.Envelope.register:type_name -> htex.wire.Register
@@ -2846,31 +2911,32 @@ var file_wire_proto_depIdxs = []int32{
 	11, // 7: htex.wire.Envelope.shutdown:type_name -> htex.wire.Shutdown
 	12, // 8: htex.wire.Envelope.refuse:type_name -> htex.wire.Refuse
 	13, // 9: htex.wire.Envelope.reregister:type_name -> htex.wire.Reregister
-	15, // 10: htex.wire.Envelope.submit:type_name -> htex.wire.SubmitRequest
-	17, // 11: htex.wire.Envelope.status:type_name -> htex.wire.StatusRequest
-	21, // 12: htex.wire.Envelope.results_request:type_name -> htex.wire.ResultsRequest
-	24, // 13: htex.wire.Envelope.watch:type_name -> htex.wire.WatchRequest
-	27, // 14: htex.wire.Envelope.cancel:type_name -> htex.wire.CancelRequest
-	28, // 15: htex.wire.Envelope.stop:type_name -> htex.wire.StopRequest
-	16, // 16: htex.wire.Envelope.submit_reply:type_name -> htex.wire.SubmitReply
-	20, // 17: htex.wire.Envelope.status_reply:type_name -> htex.wire.StatusReply
-	23, // 18: htex.wire.Envelope.results_reply:type_name -> htex.wire.ResultsReply
-	26, // 19: htex.wire.Envelope.progress:type_name -> htex.wire.Progress
-	29, // 20: htex.wire.Envelope.error:type_name -> htex.wire.ErrorReply
-	30, // 21: htex.wire.Envelope.ack:type_name -> htex.wire.Ack
-	5,  // 22: htex.wire.Tasks.tasks:type_name -> htex.wire.Task
-	0,  // 23: htex.wire.Result.error_kind:type_name -> htex.wire.ErrorKind
-	7,  // 24: htex.wire.Results.results:type_name -> htex.wire.Result
-	14, // 25: htex.wire.SubmitRequest.tasks:type_name -> htex.wire.TaskSpec
-	18, // 26: htex.wire.StatusReply.blocks:type_name -> htex.wire.BlockStatus
-	19, // 27: htex.wire.StatusReply.pools:type_name -> htex.wire.PoolStatus
-	22, // 28: htex.wire.ResultsReply.results:type_name -> htex.wire.TaskResult
-	25, // 29: htex.wire.Progress.done:type_name -> htex.wire.Done
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	14, // 10: htex.wire.Envelope.cancel_tasks:type_name -> htex.wire.CancelTasks
+	16, // 11: htex.wire.Envelope.submit:type_name -> htex.wire.SubmitRequest
+	18, // 12: htex.wire.Envelope.status:type_name -> htex.wire.StatusRequest
+	22, // 13: htex.wire.Envelope.results_request:type_name -> htex.wire.ResultsRequest
+	25, // 14: htex.wire.Envelope.watch:type_name -> htex.wire.WatchRequest
+	28, // 15: htex.wire.Envelope.cancel:type_name -> htex.wire.CancelRequest
+	29, // 16: htex.wire.Envelope.stop:type_name -> htex.wire.StopRequest
+	17, // 17: htex.wire.Envelope.submit_reply:type_name -> htex.wire.SubmitReply
+	21, // 18: htex.wire.Envelope.status_reply:type_name -> htex.wire.StatusReply
+	24, // 19: htex.wire.Envelope.results_reply:type_name -> htex.wire.ResultsReply
+	27, // 20: htex.wire.Envelope.progress:type_name -> htex.wire.Progress
+	30, // 21: htex.wire.Envelope.error:type_name -> htex.wire.ErrorReply
+	31, // 22: htex.wire.Envelope.ack:type_name -> htex.wire.Ack
+	5,  // 23: htex.wire.Tasks.tasks:type_name -> htex.wire.Task
+	0,  // 24: htex.wire.Result.error_kind:type_name -> htex.wire.ErrorKind
+	7,  // 25: htex.wire.Results.results:type_name -> htex.wire.Result
+	15, // 26: htex.wire.SubmitRequest.tasks:type_name -> htex.wire.TaskSpec
+	19, // 27: htex.wire.StatusReply.blocks:type_name -> htex.wire.BlockStatus
+	20, // 28: htex.wire.StatusReply.pools:type_name -> htex.wire.PoolStatus
+	23, // 29: htex.wire.ResultsReply.results:type_name -> htex.wire.TaskResult
+	26, // 30: htex.wire.Progress.done:type_name -> htex.wire.Done
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -2889,6 +2955,7 @@ func file_wire_proto_init() {
 		(*Envelope_Shutdown)(nil),
 		(*Envelope_Refuse)(nil),
 		(*Envelope_Reregister)(nil),
+		(*Envelope_CancelTasks)(nil),
 		(*Envelope_Submit)(nil),
 		(*Envelope_Status)(nil),
 		(*Envelope_ResultsRequest)(nil),
@@ -2908,7 +2975,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
