@@ -23,6 +23,23 @@ type Runner interface {
 	Run(ctx context.Context, stdin string, name string, args ...string) (Result, error)
 }
 
+// DirRunner is a Runner that can also run a command in a given working
+// directory. Exec and Fake implement it.
+type DirRunner interface {
+	Runner
+	RunIn(ctx context.Context, dir string, stdin string, name string, args ...string) (Result, error)
+}
+
+// RunIn runs a command in dir when r is a DirRunner, else with r.Run in the
+// runner's own directory (a command that must not depend on its working
+// directory should also be given absolute paths).
+func RunIn(ctx context.Context, r Runner, dir string, stdin string, name string, args ...string) (Result, error) {
+	if dr, ok := r.(DirRunner); ok {
+		return dr.RunIn(ctx, dir, stdin, name, args...)
+	}
+	return r.Run(ctx, stdin, name, args...)
+}
+
 // Exec is the real Runner: os/exec with a per-command timeout.
 type Exec struct {
 	Timeout time.Duration // 0 = no timeout beyond ctx
@@ -62,11 +79,20 @@ func (e Exec) Run(ctx context.Context, stdin string, name string, args ...string
 	return res, err
 }
 
+// RunIn runs the command with dir as its working directory ("" = e.Dir).
+func (e Exec) RunIn(ctx context.Context, dir string, stdin string, name string, args ...string) (Result, error) {
+	if dir != "" {
+		e.Dir = dir
+	}
+	return e.Run(ctx, stdin, name, args...)
+}
+
 // Call is one recorded command.
 type Call struct {
 	Name  string
 	Args  []string
 	Stdin string
+	Dir   string // working directory given to RunIn; "" for Run
 }
 
 // Fake is a Runner for tests: it records calls and answers with Respond.
@@ -78,6 +104,16 @@ type Fake struct {
 // Run records the call and answers.
 func (f *Fake) Run(_ context.Context, stdin, name string, args ...string) (Result, error) {
 	c := Call{Name: name, Args: args, Stdin: stdin}
+	f.Calls = append(f.Calls, c)
+	if f.Respond == nil {
+		return Result{}, nil
+	}
+	return f.Respond(c)
+}
+
+// RunIn records the call with its directory and answers.
+func (f *Fake) RunIn(_ context.Context, dir, stdin, name string, args ...string) (Result, error) {
+	c := Call{Name: name, Args: args, Stdin: stdin, Dir: dir}
 	f.Calls = append(f.Calls, c)
 	if f.Respond == nil {
 		return Result{}, nil

@@ -1,0 +1,244 @@
+// Package bench measures the whole system: it starts a daemon in this
+// process with the local provider (whose block starts a real `htexctl
+// worker` pool), submits tasks through the client channel, and reports
+// throughput and submit-to-result latency as the client sees them.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/htex/htex/client"
+	"github.com/htex/htex/config"
+	"github.com/htex/htex/daemon"
+	"github.com/htex/htex/rundir"
+	"github.com/htex/htex/wire"
+)
+
+// Options of one run.
+type Options struct {
+	Mode       string // exec or noop
+	Tasks      int
+	Workers    int
+	Window     int // tasks in flight at most (0 = all)
+	Prefetch   int
+	Encrypted  bool
+	Executable string // the htexctl binary the block starts
+	Log        io.Writer
+	Progress   func(done, total int)
+}
+
+// Report is what a run measured.
+type Report struct {
+	Mode           string  `json:"mode"`
+	Tasks          int     `json:"tasks"`
+	Workers        int     `json:"workers"`
+	Seconds        float64 `json:"seconds"`
+	TasksPerSecond float64 `json:"tasks_per_second"`
+	P50ms          float64 `json:"p50_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	Encrypted      bool    `json:"encrypted"`
+	Window         int     `json:"window"`
+	Cores          int     `json:"cores"`
+}
+
+// Run starts a daemon, runs the benchmark and stops the daemon.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Mode != "exec" && o.Mode != "noop" {
+		return nil, fmt.Errorf("--mode %q: want exec or noop", o.Mode)
+	}
+	if o.Tasks < 1 || o.Workers < 1 {
+		return nil, fmt.Errorf("--tasks and --workers must be at least 1")
+	}
+	if o.Window <= 0 {
+		o.Window = o.Tasks
+	}
+	dir, err := os.MkdirTemp("", "htex-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default()
+	cfg.Executor.MaxWorkersPerNode = o.Workers
+	cfg.Executor.CoresPerWorker = 0.001 // as many slots as asked, whatever the core count
+	cfg.Executor.PrefetchCapacity = o.Prefetch
+	cfg.Executor.Encrypted = &o.Encrypted
+	cfg.Executor.HeartbeatThreshold = config.Duration(120 * time.Second)
+	cfg.Strategy.Kind = "none"
+	logw := o.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dctx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
+	ready := make(chan *rundir.Connection, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(dctx, daemon.Options{Config: cfg, RunDir: dir, Executable: o.Executable, Log: log,
+			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	defer func() { stopDaemon(); <-done }()
+
+	cl, err := client.Dial(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if err := waitForSlots(ctx, cl, o.Workers); err != nil {
+		return nil, err
+	}
+	warm := min(o.Tasks/10, 2000)
+	if warm > 0 {
+		if _, err := measure(ctx, cl, o, warm, nil); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return measure(ctx, cl, o, o.Tasks, o.Progress)
+}
+
+func waitForSlots(ctx context.Context, cl *client.Client, want int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		slots := 0
+		for _, p := range st.Pools {
+			slots += int(p.Slots)
+		}
+		if slots >= want {
+			return nil
+		}
+		for _, b := range st.Blocks {
+			if b.Message != "" {
+				return fmt.Errorf("block %d: %s", b.Id, b.Message)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the pool did not register within 60 s")
+}
+
+// measure submits n tasks pipelined (at most o.Window in flight) and
+// collects the latency of each as the client sees it.
+func measure(ctx context.Context, cl *client.Client, o Options, n int, progress func(int, int)) (*Report, error) {
+	spec := &wire.TaskSpec{Argv: []string{"/bin/true"}, ArrayIndex: -1, Retries: -1, Noop: o.Mode == "noop"}
+	chunk := min(o.Window, 5000)
+	specs := make([]*wire.TaskSpec, chunk)
+	for i := range specs {
+		specs[i] = spec
+	}
+	sentAt := map[uint64]time.Time{}          // request id -> send time
+	taskSent := make(map[uint64]time.Time, n) // task id -> send time
+	lat := make([]time.Duration, 0, n)
+	start := time.Now()
+
+	first := min(chunk, n)
+	firstBatch := time.Now()
+	reqID, err := cl.SendSubmit("bench", 0, specs[:first], first == n)
+	if err != nil {
+		return nil, err
+	}
+	var jobID uint64
+	for jobID == 0 {
+		m, err := cl.Next(cl.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			return nil, errors.New("no reply to the first submission")
+		}
+		switch b := m.Body.(type) {
+		case *wire.Envelope_SubmitReply:
+			if m.RequestId == reqID {
+				jobID = b.SubmitReply.JobId
+			}
+		case *wire.Envelope_Error:
+			return nil, errors.New(b.Error.Message)
+		}
+	}
+	submitted, inflight, received := first, first, 0
+	if err := cl.SendWatch(jobID, true); err != nil {
+		return nil, err
+	}
+	pendingReplies := 0
+	lastRenew := time.Now()
+	for received < n {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for submitted < n && inflight < o.Window && pendingReplies < 4 {
+			k := min(chunk, n-submitted, o.Window-inflight)
+			id, err := cl.SendSubmit("bench", jobID, specs[:k], submitted+k == n)
+			if err != nil {
+				return nil, err
+			}
+			sentAt[id] = time.Now()
+			submitted += k
+			inflight += k
+			pendingReplies++
+		}
+		m, err := cl.Next(100 * time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		if now.Sub(lastRenew) > time.Second {
+			lastRenew = now
+			cl.SendWatch(jobID, true)
+		}
+		if m == nil {
+			continue
+		}
+		switch b := m.Body.(type) {
+		case *wire.Envelope_SubmitReply:
+			pendingReplies--
+			t := sentAt[m.RequestId]
+			delete(sentAt, m.RequestId)
+			for i := uint64(0); i < uint64(b.SubmitReply.Count); i++ {
+				taskSent[b.SubmitReply.FirstTaskId+i] = t
+			}
+		case *wire.Envelope_Progress:
+			for _, d := range b.Progress.Done {
+				t, ok := taskSent[d.TaskId]
+				if !ok {
+					t = firstBatch // tasks of the first, synchronous request
+				}
+				delete(taskSent, d.TaskId)
+				lat = append(lat, now.Sub(t))
+				received++
+				inflight--
+				if !d.Ok {
+					return nil, fmt.Errorf("task %d failed", d.TaskId)
+				}
+			}
+			if progress != nil {
+				progress(received, n)
+			}
+		case *wire.Envelope_Error:
+			return nil, errors.New(b.Error.Message)
+		}
+	}
+	el := time.Since(start)
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	return &Report{Mode: o.Mode, Tasks: n, Workers: o.Workers, Seconds: el.Seconds(),
+		TasksPerSecond: float64(n) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99),
+		Encrypted: o.Encrypted, Window: o.Window, Cores: runtime.NumCPU()}, nil
+}

@@ -1,0 +1,322 @@
+// Package client talks to a running daemon over the client channel: submit
+// tasks, watch a job's progress, read results and status, cancel, stop. It
+// finds the daemon through the run directory's connection file and is used
+// by htexctl's client verbs (and may be used by Go programs). A Client is
+// not safe for concurrent use.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/htex/htex/internal/zsock"
+	"github.com/htex/htex/rundir"
+	"github.com/htex/htex/wire"
+)
+
+// ErrNoDaemon means no daemon answered at the run directory.
+var ErrNoDaemon = errors.New("no daemon answers")
+
+// DefaultTimeout bounds each request.
+const DefaultTimeout = 10 * time.Second
+
+// Client is a connection to one daemon.
+type Client struct {
+	RunDir  string
+	Conn    *rundir.Connection
+	Timeout time.Duration
+	sock    *zmq.Socket
+	nextReq uint64
+	poller  *zmq.Poller
+}
+
+// Dial reads the run directory and connects. It does not wait for an
+// answer: the first request does.
+func Dial(runDir string) (*Client, error) {
+	conn, err := rundir.ReadConnection(runDir)
+	if err != nil {
+		if errors.Is(err, rundir.ErrNoDaemon) {
+			return nil, fmt.Errorf("%w at %s (no connection file: start one with `htexctl serve`)", ErrNoDaemon, runDir)
+		}
+		return nil, err
+	}
+	if conn.ProtocolVersion != wire.Version {
+		return nil, fmt.Errorf("the daemon at %s speaks protocol version %d, this htexctl speaks version %d", runDir, conn.ProtocolVersion, wire.Version)
+	}
+	var sec *zsock.ClientSecurity
+	if conn.Encrypted {
+		kp, err := rundir.LoadKeyPair(runDir, rundir.Client)
+		if err != nil {
+			return nil, fmt.Errorf("client key: %w", err)
+		}
+		sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
+	}
+	eps := endpoints(conn)
+	sock, err := zsock.Dealer(eps, "", true, sec)
+	if err != nil {
+		return nil, err
+	}
+	p := zmq.NewPoller()
+	p.Add(sock, zmq.POLLIN)
+	return &Client{RunDir: runDir, Conn: conn, Timeout: DefaultTimeout, sock: sock, poller: p}, nil
+}
+
+// endpoints puts loopback first when the daemon runs on this host.
+func endpoints(c *rundir.Connection) []string {
+	host, _ := os.Hostname()
+	var eps []string
+	if host == c.Hostname {
+		eps = append(eps, zsock.Endpoint("127.0.0.1", c.ClientPort))
+	}
+	for _, a := range c.Addresses {
+		if host == c.Hostname && a == "127.0.0.1" {
+			continue
+		}
+		eps = append(eps, zsock.Endpoint(a, c.ClientPort))
+	}
+	return eps
+}
+
+// Close closes the socket.
+func (c *Client) Close() error { return c.sock.Close() }
+
+func (c *Client) noAnswer() error {
+	return fmt.Errorf("%w at %s within %s (is `htexctl serve` running? pid %d on %s in the connection file)",
+		ErrNoDaemon, c.RunDir, c.Timeout, c.Conn.Pid, c.Conn.Hostname)
+}
+
+// send sends a request without waiting.
+func (c *Client) send(m *wire.Envelope) (uint64, error) {
+	c.nextReq++
+	m.RequestId = c.nextReq
+	b, err := wire.Encode(m)
+	if err != nil {
+		return 0, err
+	}
+	// With ZMQ_IMMEDIATE a send blocks until a connection is up; do it in
+	// DONTWAIT steps so that a dead daemon gives a clear error.
+	deadline := time.Now().Add(c.Timeout)
+	for {
+		_, err := c.sock.SendBytes(b, zmq.DONTWAIT)
+		if err == nil {
+			return m.RequestId, nil
+		}
+		if zmq.AsErrno(err) != zmq.Errno(11) { // EAGAIN
+			return 0, fmt.Errorf("send: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return 0, c.noAnswer()
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// recv waits up to timeout for one message.
+func (c *Client) recv(timeout time.Duration) (*wire.Envelope, error) {
+	polled, err := c.poller.Poll(timeout)
+	if err != nil {
+		return nil, fmt.Errorf("poll: %w", err)
+	}
+	if len(polled) == 0 {
+		return nil, nil
+	}
+	b, err := c.sock.RecvBytes(0)
+	if err != nil {
+		return nil, fmt.Errorf("receive: %w", err)
+	}
+	m, err := wire.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("bad reply from the daemon: %w", err)
+	}
+	return m, nil
+}
+
+// call sends a request and waits for the reply with the same request id.
+func (c *Client) call(ctx context.Context, m *wire.Envelope) (*wire.Envelope, error) {
+	id, err := c.send(m)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(c.Timeout)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, c.noAnswer()
+		}
+		r, err := c.recv(min(left, 100*time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		if r == nil || r.RequestId != id {
+			continue
+		}
+		if e, ok := r.Body.(*wire.Envelope_Error); ok {
+			return nil, errors.New(e.Error.Message)
+		}
+		return r, nil
+	}
+}
+
+// SubmitChunk is the number of tasks sent per request.
+const SubmitChunk = 20000
+
+// Submit sends tasks as one job and returns its id once every task is
+// durable in the daemon's journal.
+func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec) (uint64, error) {
+	if len(specs) == 0 {
+		return 0, errors.New("submit: no tasks")
+	}
+	var jobID uint64
+	for start := 0; start < len(specs); start += SubmitChunk {
+		end := min(start+SubmitChunk, len(specs))
+		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
+			Tasks: specs[start:end], Name: name, JobId: jobID, Last: end == len(specs)}}})
+		if err != nil {
+			return jobID, err
+		}
+		rep, ok := r.Body.(*wire.Envelope_SubmitReply)
+		if !ok {
+			return jobID, fmt.Errorf("submit: unexpected reply %T", r.Body)
+		}
+		jobID = rep.SubmitReply.JobId
+	}
+	return jobID, nil
+}
+
+// Status asks for the daemon's status.
+func (c *Client) Status(ctx context.Context) (*wire.StatusReply, error) {
+	r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Status{Status: &wire.StatusRequest{}}})
+	if err != nil {
+		return nil, err
+	}
+	rep, ok := r.Body.(*wire.Envelope_StatusReply)
+	if !ok {
+		return nil, fmt.Errorf("status: unexpected reply %T", r.Body)
+	}
+	return rep.StatusReply, nil
+}
+
+// Results pages through the results of a job (0 = all jobs).
+func (c *Client) Results(ctx context.Context, jobID uint64, each func(*wire.TaskResult) error) error {
+	var after uint64
+	for {
+		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_ResultsRequest{ResultsRequest: &wire.ResultsRequest{
+			JobId: jobID, AfterTaskId: after, Limit: 1000}}})
+		if err != nil {
+			return err
+		}
+		rep, ok := r.Body.(*wire.Envelope_ResultsReply)
+		if !ok {
+			return fmt.Errorf("results: unexpected reply %T", r.Body)
+		}
+		for _, tr := range rep.ResultsReply.Results {
+			if err := each(tr); err != nil {
+				return err
+			}
+			after = tr.TaskId
+		}
+		if !rep.ResultsReply.More {
+			return nil
+		}
+	}
+}
+
+// Cancel cancels a job's unfinished tasks.
+func (c *Client) Cancel(ctx context.Context, jobID uint64) (string, error) {
+	r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Cancel{Cancel: &wire.CancelRequest{JobId: jobID}}})
+	if err != nil {
+		return "", err
+	}
+	if a, ok := r.Body.(*wire.Envelope_Ack); ok {
+		return a.Ack.Message, nil
+	}
+	return "", fmt.Errorf("cancel: unexpected reply %T", r.Body)
+}
+
+// Stop asks the daemon to stop.
+func (c *Client) Stop(ctx context.Context) error {
+	_, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Stop{Stop: &wire.StopRequest{}}})
+	return err
+}
+
+// Watch follows a job until it is complete, calling fn with every progress
+// message. With wantResults, progress messages carry finished tasks.
+// The watch is renewed every second, so it survives a daemon restart.
+func (c *Client) Watch(ctx context.Context, jobID uint64, wantResults bool, fn func(*wire.Progress)) (*wire.Progress, error) {
+	req := &wire.Envelope{Body: &wire.Envelope_Watch{Watch: &wire.WatchRequest{JobId: jobID, WantResults: wantResults}}}
+	if _, err := c.send(req); err != nil {
+		return nil, err
+	}
+	lastRenew, lastHeard := time.Now(), time.Now()
+	silence := max(c.Timeout, 30*time.Second)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m, err := c.recv(250 * time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		if m != nil {
+			lastHeard = now
+			switch b := m.Body.(type) {
+			case *wire.Envelope_Progress:
+				if b.Progress.JobId != jobID {
+					continue
+				}
+				fn(b.Progress)
+				if b.Progress.Complete {
+					return b.Progress, nil
+				}
+			case *wire.Envelope_Error:
+				return nil, errors.New(b.Error.Message)
+			}
+		}
+		if now.Sub(lastRenew) >= time.Second {
+			lastRenew = now
+			if _, err := c.send(req); err != nil {
+				return nil, err
+			}
+		}
+		if now.Sub(lastHeard) > silence {
+			return nil, fmt.Errorf("%w at %s for %s while watching job %d", ErrNoDaemon, c.RunDir, silence, jobID)
+		}
+	}
+}
+
+// ParseJobID parses a job id argument.
+func ParseJobID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("job id %q: want a positive integer", s)
+	}
+	return id, nil
+}
+
+// SendSubmit sends one submit request without waiting for its reply
+// (pipelined submission); the reply arrives through Next.
+func (c *Client) SendSubmit(name string, jobID uint64, specs []*wire.TaskSpec, last bool) (uint64, error) {
+	return c.send(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
+		Tasks: specs, Name: name, JobId: jobID, Last: last}}})
+}
+
+// SendWatch starts or renews a watch without waiting.
+func (c *Client) SendWatch(jobID uint64, wantResults bool) error {
+	_, err := c.send(&wire.Envelope{Body: &wire.Envelope_Watch{Watch: &wire.WatchRequest{JobId: jobID, WantResults: wantResults}}})
+	return err
+}
+
+// Next returns the next message from the daemon, or nil after timeout.
+func (c *Client) Next(timeout time.Duration) (*wire.Envelope, error) {
+	return c.recv(timeout)
+}

@@ -1,0 +1,63 @@
+// Package app builds the htexctl command line: one file per verb group.
+// It parses flags and prints; the work is done by the packages it calls.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes: 0 ok, 1 a task or operation failed, 2 usage or configuration error.
+const (
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// usageError makes the command exit 2 with a one-line message.
+func usageError(format string, args ...any) error {
+	return cli.Exit("htexctl: "+fmt.Sprintf(format, args...), ExitUsage)
+}
+
+// failure makes the command exit 1 with a one-line message.
+func failure(format string, args ...any) error {
+	return cli.Exit("htexctl: "+fmt.Sprintf(format, args...), ExitFailed)
+}
+
+// New builds the CLI application.
+func New() *cli.App {
+	return &cli.App{
+		Name:  "htexctl",
+		Usage: "run many tasks on Slurm and PBS clusters through pilot jobs",
+		Description: "htexctl serve starts a daemon for a run directory; submit, wait, results,\n" +
+			"status, cancel and stop talk to it. plan and render show the pinning and the\n" +
+			"batch script before anything is submitted.",
+		HideHelpCommand: true,
+		Commands:        commands(),
+		ExitErrHandler: func(c *cli.Context, err error) {
+			if err == nil {
+				return
+			}
+			var ec cli.ExitCoder
+			if errors.As(err, &ec) {
+				if msg := ec.Error(); msg != "" {
+					fmt.Fprintln(os.Stderr, msg)
+				}
+				os.Exit(ec.ExitCode())
+			}
+			fmt.Fprintln(os.Stderr, "htexctl:", err)
+			os.Exit(ExitUsage)
+		},
+	}
+}
+
+// Main runs the CLI and returns the exit status.
+func Main(args []string) int {
+	if err := New().Run(args); err != nil {
+		fmt.Fprintln(os.Stderr, "htexctl:", err)
+		return ExitUsage
+	}
+	return 0
+}

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/htex/htex/bench"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure throughput and latency end to end (own daemon, own local pool)",
+		Description: "exec mode runs /bin/true per task; noop mode makes the pool answer without\n" +
+			"exec, which measures the dispatch path. Latency is submit-to-result as the\n" +
+			"client sees it, including the journal commit of the submission and result.\n" +
+			"For single-task latency use --window 1.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "mode", Value: "exec", Usage: "exec or noop"},
+			&cli.IntFlag{Name: "tasks", Value: 10000, Usage: "tasks to run"},
+			&cli.IntFlag{Name: "workers", Value: 2, Usage: "slots of the pool"},
+			&cli.IntFlag{Name: "window", Usage: "tasks in flight at most (0 = all)"},
+			&cli.IntFlag{Name: "prefetch", Value: 1000, Usage: "prefetch_capacity of the pool"},
+			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
+		},
+		Action: func(c *cli.Context) error {
+			var modes []bool
+			switch c.String("encrypted") {
+			case "true":
+				modes = []bool{true}
+			case "false":
+				modes = []bool{false}
+			case "both":
+				modes = []bool{true, false}
+			default:
+				return usageError("bench: --encrypted %q: want true, false or both", c.String("encrypted"))
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return failure("bench: %v", err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			var reports []*bench.Report
+			for _, enc := range modes {
+				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
+					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: enc, Executable: exe, Log: os.Stderr}
+				if isTerminal(os.Stderr) {
+					o.Progress = func(done, total int) {
+						if done%1000 == 0 || done == total {
+							fmt.Fprintf(os.Stderr, "\r%d/%d", done, total)
+						}
+					}
+				}
+				r, err := bench.Run(ctx, o)
+				if o.Progress != nil {
+					fmt.Fprint(os.Stderr, "\r")
+				}
+				if err != nil {
+					return failure("bench: %v", err)
+				}
+				reports = append(reports, r)
+				if c.Bool("json") {
+					b, _ := json.Marshal(r)
+					fmt.Fprintln(out, string(b))
+				} else {
+					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+				}
+			}
+			if len(reports) == 2 && !c.Bool("json") {
+				fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%\n", 100*reports[0].TasksPerSecond/reports[1].TasksPerSecond)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,342 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/htex/htex/config"
+	"github.com/htex/htex/pinning"
+	"github.com/htex/htex/pinning/detect"
+)
+
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "show the slots and pinning a worker pool would use on a node",
+		UsageText: "htexctl plan [--config FILE] [--cpus LIST | --cores N] [--mem-gb G] [--gpus G] [option flags] [--json]",
+		Description: "plan lays out one node's worker pool without starting anything: how many\n" +
+			"slots, which option limited that number, each slot's CPUs, accelerator and\n" +
+			"environment. The node is described by --cpus/--cores and --mem-gb, else read\n" +
+			"from this machine (HTEX_CORES and HTEX_MEMORY_GB override). Option flags\n" +
+			"override the config file. GPUs come from --gpus or executor.gpus_per_node only,\n" +
+			"so the output does not depend on the GPUs of the machine plan runs on.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "site config `FILE` (default: the built-in local config)"},
+			&cli.IntFlag{Name: "cores", Usage: "the node has CPUs 0..`N`-1"},
+			&cli.StringFlag{Name: "cpus", Usage: "the node's allowed CPUs, e.g. 0-7,16-23"},
+			&cli.Float64Flag{Name: "mem-gb", Usage: "the node's available memory in `GB`"},
+			&cli.IntFlag{Name: "gpus", Usage: "physical GPUs on the node (default: executor.gpus_per_node, else 0)"},
+			&cli.IntFlag{Name: "max-workers-per-node", Usage: "override executor.max_workers_per_node (0 = unlimited)"},
+			&cli.Float64Flag{Name: "cores-per-worker", Usage: "override executor.cores_per_worker"},
+			&cli.Float64Flag{Name: "mem-per-worker", Usage: "override executor.mem_per_worker (GB, 0 = no limit)"},
+			&cli.StringFlag{Name: "cpu-affinity", Usage: "override executor.cpu_affinity: none, block, block-reverse, alternating or list:..."},
+			&cli.IntFlag{Name: "available-accelerators", Usage: "override executor.available_accelerators with the names 0..`N`-1"},
+			&cli.GenericFlag{Name: "accelerator", Value: &entryList{}, Usage: "override executor.available_accelerators, one `ENTRY` per use (e.g. --accelerator 0,1 --accelerator 2,3)"},
+			&cli.BoolFlag{Name: "allow-shared-cpus", Usage: "override executor.allow_shared_cpus"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: runPlan,
+	}
+}
+
+// entryList is a repeatable flag whose values are kept whole (a string slice
+// flag would split "0,1" at the comma).
+type entryList []string
+
+func (l *entryList) Set(v string) error { *l = append(*l, v); return nil }
+func (l *entryList) String() string     { return strings.Join(*l, " ") }
+
+// planNode is the node plan lays out, and where its description came from.
+type planNode struct {
+	node   pinning.Node
+	gpus   int
+	source string
+}
+
+func runPlan(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError("plan: unexpected argument %q", c.Args().First())
+	}
+	cfg := config.Default()
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return usageError("%s", oneLine(err))
+		}
+	}
+	opts, err := planOptions(c, &cfg.Executor)
+	if err != nil {
+		return err
+	}
+	pn, err := planNodeFrom(c, &cfg.Executor, opts)
+	if err != nil {
+		return err
+	}
+	opts.GPUs = pn.gpus
+	layout, err := pinning.Plan(pn.node, opts)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if c.Bool("json") {
+		return writePlanJSON(c.App.Writer, pn, layout)
+	}
+	return writePlanTable(c.App.Writer, pn, opts, layout)
+}
+
+// planOptions starts from the config and applies the option flags.
+func planOptions(c *cli.Context, e *config.Executor) (pinning.Options, error) {
+	o := e.PinningOptions()
+	if c.IsSet("max-workers-per-node") {
+		o.MaxWorkersPerNode = c.Int("max-workers-per-node")
+	}
+	if c.IsSet("cores-per-worker") {
+		o.CoresPerWorker = c.Float64("cores-per-worker")
+	}
+	if c.IsSet("mem-per-worker") {
+		o.MemPerWorker = c.Float64("mem-per-worker")
+	}
+	if c.IsSet("cpu-affinity") {
+		o.CPUAffinity = c.String("cpu-affinity")
+	}
+	if c.IsSet("allow-shared-cpus") {
+		o.AllowSharedCPUs = c.Bool("allow-shared-cpus")
+	}
+	entries := *c.Generic("accelerator").(*entryList)
+	switch {
+	case c.IsSet("available-accelerators") && len(entries) > 0:
+		return o, usageError("plan: give --available-accelerators or --accelerator, not both")
+	case c.IsSet("available-accelerators"):
+		n := c.Int("available-accelerators")
+		if n < 0 {
+			return o, usageError("plan: --available-accelerators %d: must be >= 0", n)
+		}
+		o.Accelerators = nil
+		for i := range n {
+			o.Accelerators = append(o.Accelerators, strconv.Itoa(i))
+		}
+	case len(entries) > 0:
+		o.Accelerators = []string(entries)
+	}
+	return o, nil
+}
+
+// planNodeFrom describes the node from the flags, detecting what they leave
+// out. Memory is only detected when mem_per_worker needs it, so that a plan
+// given --cpus or --cores is the same on every machine.
+func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNode, error) {
+	var pn planNode
+	var from []string
+	switch {
+	case c.IsSet("cores") && c.IsSet("cpus"):
+		return pn, usageError("plan: give --cores or --cpus, not both")
+	case c.IsSet("cores"):
+		n := c.Int("cores")
+		if n < 1 || n > pinning.MaxCPU+1 {
+			return pn, usageError("plan: --cores %d: want a number of CPUs from 1 to %d", n, pinning.MaxCPU+1)
+		}
+		for i := range n {
+			pn.node.CPUs = append(pn.node.CPUs, i)
+		}
+		from = append(from, "--cores")
+	case c.IsSet("cpus"):
+		cpus, err := pinning.ParseCPUList(c.String("cpus"))
+		if err != nil {
+			return pn, usageError("plan: --cpus %q: %v", c.String("cpus"), err)
+		}
+		pn.node.CPUs = cpus
+		from = append(from, "--cpus")
+	}
+	memSet := c.IsSet("mem-gb")
+	if memSet {
+		gb := c.Float64("mem-gb")
+		if !(gb >= 0) || math.IsInf(gb, 0) {
+			return pn, usageError("plan: --mem-gb %g: want a number of GB >= 0", gb)
+		}
+		pn.node.MemoryGB = gb
+		from = append(from, "--mem-gb")
+	}
+	if pn.node.CPUs == nil || (!memSet && o.MemPerWorker > 0) {
+		d, err := detect.Node()
+		if err != nil {
+			return pn, usageError("plan: %v (or describe the node with --cpus or --cores, and --mem-gb)", err)
+		}
+		if pn.node.CPUs == nil {
+			pn.node.CPUs = d.CPUs
+		}
+		if !memSet {
+			pn.node.MemoryGB = d.MemoryGB
+		}
+		from = append(from, "detected")
+	}
+	pn.gpus = e.GPUsPerNode
+	if c.IsSet("gpus") {
+		pn.gpus = c.Int("gpus")
+		if pn.gpus < 0 {
+			return pn, usageError("plan: --gpus %d: must be >= 0", pn.gpus)
+		}
+		from = append(from, "--gpus")
+	}
+	pn.source = strings.Join(from, ", ")
+	return pn, nil
+}
+
+func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layout) error {
+	var b strings.Builder
+	mem := "memory not used"
+	if pn.node.MemoryGB > 0 || o.MemPerWorker > 0 {
+		mem = fmt.Sprintf("%g GB memory", pn.node.MemoryGB)
+	}
+	fmt.Fprintf(&b, "node:    %s (%s), %s, %s [%s]\n", plural(len(pn.node.CPUs), "CPU"),
+		pinning.FormatCPUList(pn.node.CPUs), mem, plural(pn.gpus, "GPU"), pn.source)
+	fmt.Fprintf(&b, "slots:   %d, limited by %s%s\n", len(l.Slots), l.LimitedBy, ties(l))
+	var bounds []string
+	for _, bd := range l.Bounds {
+		n := strconv.Itoa(bd.Slots)
+		if bd.Slots > pinning.MaxSlots {
+			n = "more than " + strconv.Itoa(pinning.MaxSlots)
+		}
+		bounds = append(bounds, boundText(bd.Option, o, pn)+" allows "+n)
+	}
+	fmt.Fprintf(&b, "bounds:  %s\n", strings.Join(bounds, "; "))
+	affinity := o.CPUAffinity
+	if affinity == "" {
+		affinity = pinning.AffinityNone
+	}
+	fmt.Fprintf(&b, "pinning: %s\n", affinity)
+	if idle := idleCPUs(pn.node.CPUs, l); affinity != pinning.AffinityNone && len(idle) > 0 {
+		fmt.Fprintf(&b, "idle:    %s in no slot: %s\n", plural(len(idle), "CPU"), pinning.FormatCPUList(idle))
+	}
+	if l.Oversubscribed {
+		per := make([]int, pn.gpus)
+		for _, s := range l.Slots {
+			if g, err := strconv.Atoi(s.Accelerator); err == nil && g < len(per) {
+				per[g]++
+			}
+		}
+		counts := make([]string, len(per))
+		for i, n := range per {
+			counts[i] = strconv.Itoa(n)
+		}
+		fmt.Fprintf(&b, "gpus:    %d accelerator entries on %s (MPS): %s slots per GPU\n",
+			len(o.Accelerators), plural(pn.gpus, "GPU"), strings.Join(counts, ","))
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tCPUS\tNCPU\tACCELERATOR")
+	for _, s := range l.Slots {
+		cpus, ncpu := "-", "-"
+		if s.CPUs != nil {
+			cpus, ncpu = pinning.FormatCPUList(s.CPUs), strconv.Itoa(len(s.CPUs))
+		}
+		acc := s.Accelerator
+		if acc == "" {
+			acc = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Rank, cpus, ncpu, acc)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// boundText writes an option with its value and what it is measured against.
+func boundText(option string, o pinning.Options, pn planNode) string {
+	switch option {
+	case pinning.LimitMaxWorkers:
+		return fmt.Sprintf("%s=%d", option, o.MaxWorkersPerNode)
+	case pinning.LimitCores:
+		return fmt.Sprintf("%s=%g (%s)", option, o.CoresPerWorker, plural(len(pn.node.CPUs), "CPU"))
+	case pinning.LimitMemory:
+		return fmt.Sprintf("%s=%g (%g GB)", option, o.MemPerWorker, pn.node.MemoryGB)
+	default:
+		return fmt.Sprintf("%s (%d entries)", option, len(o.Accelerators))
+	}
+}
+
+// ties names the other options that allow the same count as LimitedBy.
+func ties(l *pinning.Layout) string {
+	var t []string
+	for _, b := range l.Bounds {
+		if b.Slots == len(l.Slots) && b.Option != l.LimitedBy {
+			t = append(t, b.Option)
+		}
+	}
+	if len(t) == 0 {
+		return ""
+	}
+	return " (tied with " + strings.Join(t, ", ") + ")"
+}
+
+// idleCPUs are the node's CPUs that no slot is pinned to.
+func idleCPUs(node []int, l *pinning.Layout) []int {
+	used := map[int]bool{}
+	for _, s := range l.Slots {
+		for _, c := range s.CPUs {
+			used[c] = true
+		}
+	}
+	var idle []int
+	for _, c := range node {
+		if !used[c] {
+			idle = append(idle, c)
+			used[c] = true // count a duplicate once
+		}
+	}
+	return idle
+}
+
+type planJSON struct {
+	Slots     int            `json:"slots"`
+	LimitedBy string         `json:"limited_by"`
+	Node      planNodeJSON   `json:"node"`
+	Workers   []planSlotJSON `json:"workers"`
+}
+
+type planNodeJSON struct {
+	CPUs     []int   `json:"cpus"`
+	MemoryGB float64 `json:"memory_gb"`
+	GPUs     int     `json:"gpus"`
+}
+
+type planSlotJSON struct {
+	Rank        int               `json:"rank"`
+	CPUs        []int             `json:"cpus"` // null when affinity is none
+	Accelerator string            `json:"accelerator"`
+	Env         map[string]string `json:"env"`
+}
+
+func writePlanJSON(w io.Writer, pn planNode, l *pinning.Layout) error {
+	out := planJSON{
+		Slots:     len(l.Slots),
+		LimitedBy: l.LimitedBy,
+		Node:      planNodeJSON{CPUs: pn.node.CPUs, MemoryGB: pn.node.MemoryGB, GPUs: pn.gpus},
+		Workers:   make([]planSlotJSON, len(l.Slots)),
+	}
+	for i, s := range l.Slots {
+		out.Workers[i] = planSlotJSON{Rank: s.Rank, CPUs: s.CPUs, Accelerator: s.Accelerator, Env: s.Env}
+	}
+	// One line: a node's CPU list would fill a screen when indented.
+	return json.NewEncoder(w).Encode(out)
+}
+
+// plural writes "1 CPU", "2 CPUs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// oneLine joins a multi-line error (config.Error lists one problem a line).
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

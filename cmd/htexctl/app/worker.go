@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/htex/htex/internal/zsock"
+	"github.com/htex/htex/pinning"
+	"github.com/htex/htex/pinning/detect"
+	"github.com/htex/htex/rundir"
+	"github.com/htex/htex/worker"
+)
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run one worker pool on this node (started by a block's batch script)",
+		Description: "Reads the run directory's connection file and pool key, lays out its slots\n" +
+			"(see `htexctl plan`), connects to the daemon and runs tasks. A bad layout\n" +
+			"fails here, loudly, before any task is accepted.",
+		Flags: []cli.Flag{
+			runDirFlag,
+			&cli.Int64Flag{Name: "block-id", Value: -1, Usage: "the block this pool belongs to", EnvVars: []string{"HTEX_BLOCK_ID"}},
+			&cli.StringFlag{Name: "node", Usage: "node name (default: $SLURMD_NODENAME, else the host name)", EnvVars: []string{"HTEX_NODE_NAME"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			dir, err := resolveRunDir(c, "htex")
+			if err != nil {
+				return usageError("%v", err)
+			}
+			level, err := parseLevel(c.String("log-level"))
+			if err != nil {
+				return usageError("%v", err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			conn, err := rundir.ReadConnection(dir)
+			if err != nil {
+				return failure("worker: %v", err)
+			}
+			var sec *zsock.ClientSecurity
+			if conn.Encrypted {
+				kp, err := rundir.LoadKeyPair(dir, rundir.Pool)
+				if err != nil {
+					return failure("worker: pool key: %v", err)
+				}
+				sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
+			}
+			node, err := detect.Node()
+			if err != nil {
+				return failure("worker: %v", err)
+			}
+			ps := conn.Pool
+			gpus := ps.GPUsPerNode
+			if gpus == 0 && len(ps.Accelerators) > 0 {
+				gpus = detect.GPUs()
+			}
+			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
+				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
+				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs})
+			if err != nil {
+				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
+			}
+			host, _ := os.Hostname()
+			name := c.String("node")
+			if name == "" {
+				name = os.Getenv("SLURMD_NODENAME")
+			}
+			if name == "" {
+				name = host
+			}
+			blockEnd := time.Time{}
+			if s := os.Getenv("HTEX_BLOCK_END"); s != "" {
+				if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec > 0 {
+					blockEnd = time.Unix(sec, 0)
+				}
+			}
+			var eps []string
+			for _, a := range conn.Addresses {
+				eps = append(eps, zsock.Endpoint(a, conn.WorkerPort))
+			}
+			blockID := c.Int64("block-id")
+			idb := make([]byte, 4)
+			rand.Read(idb)
+			poolID := name + "-" + strconv.FormatInt(blockID, 10) + "-" + hex.EncodeToString(idb)
+			p, err := worker.New(worker.Options{PoolID: poolID, Node: name, Hostname: host, BlockID: blockID,
+				Endpoints: eps, Security: sec, Layout: layout, CPUs: len(node.CPUs), MemoryGB: node.MemoryGB,
+				Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
+				Heartbeat:   time.Duration(ps.HeartbeatPeriodMS) * time.Millisecond,
+				Threshold:   time.Duration(ps.HeartbeatThreshMS) * time.Millisecond,
+				DrainPeriod: time.Duration(ps.DrainPeriodMS) * time.Millisecond, BlockEnd: blockEnd, Log: log})
+			if err != nil {
+				return failure("worker: %v", err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return failure("worker %s: %v", poolID, err)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,281 @@
+package interchange
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/htex/htex/journal"
+	"github.com/htex/htex/wire"
+)
+
+// MaxTasksPerSubmit bounds one SubmitRequest; clients send larger jobs in
+// several requests.
+const MaxTasksPerSubmit = 100000
+
+func (s *state) reply(id []byte, reqID uint64, m *wire.Envelope) {
+	m.RequestId = reqID
+	s.ix.send(s.ix.clientSock, id, m)
+}
+
+func (s *state) replyError(id []byte, reqID uint64, format string, args ...any) {
+	s.reply(id, reqID, &wire.Envelope{Body: &wire.Envelope_Error{Error: &wire.ErrorReply{Message: fmt.Sprintf(format, args...)}}})
+}
+
+// handleClient handles one request from a client.
+func (s *state) handleClient(id, payload []byte) {
+	m, err := wire.Decode(payload)
+	if err != nil {
+		var ve *wire.VersionError
+		if errors.As(err, &ve) {
+			s.replyError(id, 0, "%v", err)
+			return
+		}
+		s.log.Warn("dropping malformed client message", "err", err, "bytes", len(payload))
+		return
+	}
+	switch b := m.Body.(type) {
+	case *wire.Envelope_Submit:
+		s.submit(id, m.RequestId, b.Submit)
+	case *wire.Envelope_Status:
+		s.reply(id, m.RequestId, &wire.Envelope{Body: &wire.Envelope_StatusReply{StatusReply: s.status()}})
+	case *wire.Envelope_ResultsRequest:
+		s.resultsRequest(id, m.RequestId, b.ResultsRequest)
+	case *wire.Envelope_Watch:
+		s.watch(id, m.RequestId, b.Watch)
+	case *wire.Envelope_Cancel:
+		s.cancelJob(id, m.RequestId, b.Cancel.JobId)
+	case *wire.Envelope_Stop:
+		s.log.Info("stop requested by a client")
+		s.reply(id, m.RequestId, &wire.Envelope{Body: &wire.Envelope_Ack{Ack: &wire.Ack{Message: "stopping"}}})
+		s.ix.requestStop()
+	default:
+		s.replyError(id, m.RequestId, "unexpected message %s on the client channel", typeName(m))
+	}
+}
+
+// validateSpec checks a task spec; the error names the field and value.
+func validateSpec(i int, t *wire.TaskSpec) error {
+	if len(t.Argv) == 0 || t.Argv[0] == "" {
+		return fmt.Errorf("task %d: argv is empty", i)
+	}
+	for _, e := range t.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("task %d: env %q: want KEY=VALUE", i, e)
+		}
+	}
+	if t.TimeoutMs < 0 {
+		return fmt.Errorf("task %d: timeout %dms must not be negative", i, t.TimeoutMs)
+	}
+	if t.Retries < -1 {
+		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	}
+	return nil
+}
+
+func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
+	if len(r.Tasks) > MaxTasksPerSubmit {
+		s.replyError(id, reqID, "submit: %d tasks in one request exceeds %d; send them in parts", len(r.Tasks), MaxTasksPerSubmit)
+		return
+	}
+	for i, t := range r.Tasks {
+		if err := validateSpec(i, t); err != nil {
+			s.replyError(id, reqID, "submit: %v", err)
+			return
+		}
+	}
+	var j *job
+	if r.JobId != 0 {
+		j = s.jobs[r.JobId]
+		if j == nil {
+			s.replyError(id, reqID, "submit: job %d does not exist", r.JobId)
+			return
+		}
+		if j.sealed {
+			s.replyError(id, reqID, "submit: job %d is sealed; submit a new job", r.JobId)
+			return
+		}
+	} else {
+		j = &job{id: s.nextJob, name: r.Name}
+		s.nextJob++
+		s.jobs[j.id] = j
+		s.pending.Jobs = append(s.pending.Jobs, journal.Job{ID: int64(j.id), Name: r.Name, SubmittedAt: s.now})
+	}
+	first := s.nextTask
+	for _, spec := range r.Tasks {
+		retries := spec.Retries
+		if retries < 0 {
+			retries = int32(s.ix.opt.DefaultRetries)
+		}
+		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries}
+		s.nextTask++
+		s.tasks[t.id] = t
+		s.queue.push(t)
+		j.total++
+		j.unfinished++
+		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
+			Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
+			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
+			StderrPath: spec.StderrPath, SubmittedAt: s.now})
+	}
+	if r.Last {
+		j.sealed = true
+		s.jobsDirty[j.id] = true
+	}
+	// Answer only once the tasks are durable.
+	s.posts = append(s.posts, post{reply: id, reqID: reqID, msg: &wire.Envelope{Body: &wire.Envelope_SubmitReply{
+		SubmitReply: &wire.SubmitReply{JobId: j.id, FirstTaskId: first, Count: int32(len(r.Tasks))}}}})
+}
+
+func (s *state) status() *wire.StatusReply {
+	r := &wire.StatusReply{Label: s.ix.opt.Label, RunDir: s.ix.opt.RunDir, Encrypted: s.ix.opt.Encrypted,
+		Provider: s.ix.opt.Provider, Warning: s.ix.opt.Warning, Jobs: int64(len(s.jobs))}
+	for _, j := range s.jobs {
+		r.Succeeded += j.succeeded
+		r.Failed += j.failed + j.cancelled
+	}
+	perBlock := map[int64]*wire.BlockStatus{}
+	for _, p := range s.poolOrder {
+		r.Running += int64(len(p.running))
+		r.Pools = append(r.Pools, &wire.PoolStatus{Id: p.id, Node: p.reg.Node, BlockId: p.reg.BlockId, Slots: p.reg.Slots,
+			Busy: int32(len(p.running)), LastHeartbeatUnixMs: p.lastSeen.UnixMilli(), Draining: p.draining})
+		b := perBlock[p.reg.BlockId]
+		if b == nil {
+			b = &wire.BlockStatus{Id: p.reg.BlockId}
+			perBlock[p.reg.BlockId] = b
+		}
+		b.Pools++
+		b.Slots += p.reg.Slots
+		b.Busy += int32(len(p.running))
+		if !p.idleSince.IsZero() && (b.IdleSinceUnixMs == 0 || p.idleSince.UnixMilli() > b.IdleSinceUnixMs) {
+			b.IdleSinceUnixMs = p.idleSince.UnixMilli()
+		}
+	}
+	r.Queued = int64(len(s.tasks)) - r.Running
+	if bs := s.ix.opt.Blocks; bs != nil {
+		for _, b := range bs.BlockStatuses() {
+			if pb := perBlock[b.Id]; pb != nil {
+				b.Pools, b.Slots, b.Busy = pb.Pools, pb.Slots, pb.Busy
+				if pb.Busy == 0 {
+					b.IdleSinceUnixMs = pb.IdleSinceUnixMs
+				}
+			}
+			r.Blocks = append(r.Blocks, b)
+		}
+		r.Scaler = bs.ScalerSummary()
+	}
+	return r
+}
+
+func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) {
+	limit := int(r.Limit)
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	if r.JobId != 0 && s.jobs[r.JobId] == nil {
+		s.replyError(id, reqID, "results: job %d does not exist", r.JobId)
+		return
+	}
+	rows, err := s.ix.opt.Journal.Rows(int64(r.JobId), int64(r.AfterTaskId), limit+1)
+	if err != nil {
+		s.replyError(id, reqID, "results: %v", err)
+		return
+	}
+	out := &wire.ResultsReply{}
+	if len(rows) > limit {
+		rows, out.More = rows[:limit], true
+	}
+	for _, row := range rows {
+		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
+			Argv: row.Task.Argv, BlockId: -1}
+		if res := row.Result; res != nil {
+			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
+			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
+			tr.Stdout, tr.Stderr = res.Stdout, res.Stderr
+			if !res.StartedAt.IsZero() {
+				tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
+			}
+		} else if t := s.tasks[uint64(row.Task.ID)]; t != nil && t.state == stRunning {
+			tr.State, tr.Attempts = "running", t.attempts
+			tr.BlockId, tr.Node = t.pool.reg.BlockId, t.pool.reg.Node
+		} else {
+			tr.State = "queued"
+			if t != nil {
+				tr.Attempts = t.attempts
+			}
+		}
+		out.Results = append(out.Results, tr)
+	}
+	s.reply(id, reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
+}
+
+func (s *state) watch(id []byte, reqID uint64, r *wire.WatchRequest) {
+	j := s.jobs[r.JobId]
+	if j == nil {
+		s.replyError(id, reqID, "watch: job %d does not exist", r.JobId)
+		return
+	}
+	var w *watcher
+	for _, x := range j.watchers {
+		if string(x.id) == string(id) {
+			w = x
+		}
+	}
+	if w == nil {
+		w = &watcher{id: append([]byte(nil), id...), wantResults: r.WantResults}
+		j.watchers = append(j.watchers, w)
+	}
+	w.renewed = s.now
+	w.dirty = true
+}
+
+// flushWatchers sends progress to the watchers of jobs that changed.
+func (s *state) flushWatchers() {
+	for _, j := range s.jobs {
+		if len(j.watchers) == 0 {
+			continue
+		}
+		dirty := s.jobsDirty[j.id]
+		for _, w := range j.watchers {
+			if !dirty && !w.dirty {
+				continue
+			}
+			p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
+				Running: j.unfinished, Complete: j.complete(), Done: w.done, Sealed: j.sealed}
+			w.done, w.dirty = nil, false
+			s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
+		}
+	}
+	clear(s.jobsDirty)
+}
+
+func (s *state) cancelJob(id []byte, reqID uint64, jobID uint64) {
+	j := s.jobs[jobID]
+	if j == nil {
+		s.replyError(id, reqID, "cancel: job %d does not exist", jobID)
+		return
+	}
+	j.sealed = true
+	s.jobsDirty[j.id] = true
+	byPool := map[*pool][]uint64{}
+	n := 0
+	for _, t := range s.tasks {
+		if t.jobID != jobID {
+			continue
+		}
+		n++
+		switch t.state {
+		case stQueued:
+			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_CANCELLED, Error: "cancelled before it ran"}, nil)
+		case stRunning:
+			byPool[t.pool] = append(byPool[t.pool], t.id)
+		}
+	}
+	for p, ids := range byPool {
+		s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: ids}}})
+	}
+	s.event("job_cancelled", 0, "", 0, fmt.Sprintf("job %d: %d unfinished tasks cancelled", jobID, n))
+	s.posts = append(s.posts, post{reply: id, reqID: reqID, msg: &wire.Envelope{Body: &wire.Envelope_Ack{
+		Ack: &wire.Ack{Message: fmt.Sprintf("job %d: %d unfinished tasks cancelled", jobID, n)}}}})
+}

@@ -1,0 +1,289 @@
+// Package interchange is the broker of the daemon: it owns the client and
+// worker ROUTER sockets, the queue of tasks, the registry of worker pools,
+// dispatch by free capacity, heartbeats, retries of tasks of lost pools, and
+// the ordering of journal writes. One goroutine (Run) owns every socket and
+// every piece of state; other goroutines talk to it through Do and read the
+// Stats snapshot. It never starts blocks: that is the scaler's job.
+package interchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/htex/htex/internal/zsock"
+	"github.com/htex/htex/journal"
+	"github.com/htex/htex/wire"
+)
+
+// BlockSource gives the status reply the daemon's view of blocks.
+type BlockSource interface {
+	BlockStatuses() []*wire.BlockStatus
+	ScalerSummary() string
+}
+
+// Options configure an interchange.
+type Options struct {
+	Label              string
+	RunDir             string
+	Provider           string
+	BindHost           string // "*" = every interface
+	ClientPort         int
+	WorkerPort         int
+	WorkerPortRange    [2]int
+	Encrypted          bool
+	ServerSecret       string
+	HeartbeatPeriod    time.Duration
+	HeartbeatThreshold time.Duration
+	DefaultRetries     int
+	Journal            *journal.Journal
+	Log                *slog.Logger
+	Blocks             BlockSource
+	Warning            string // shown by status (e.g. "encryption is off")
+}
+
+// Stats is a snapshot for the scaler, refreshed by the loop.
+type Stats struct {
+	At      time.Time
+	Queued  int
+	Running int
+	Pools   []PoolStat
+}
+
+// PoolStat is one registered pool.
+type PoolStat struct {
+	ID        string
+	BlockID   int64
+	Node      string
+	Slots     int
+	Busy      int
+	IdleSince time.Time // zero when busy
+	Draining  bool
+	BlockEnd  time.Time
+}
+
+// Interchange is the broker. Create with New, run with Run.
+type Interchange struct {
+	opt        Options
+	log        *slog.Logger
+	clientSock *zmq.Socket
+	workerSock *zmq.Socket
+	wakeRecv   *zmq.Socket
+	wakeMu     sync.Mutex
+	wakeSend   *zmq.Socket
+	clientPort int
+	workerPort int
+
+	cmds chan func()
+	stop chan struct{}
+	once sync.Once
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	st *state
+}
+
+var wakeSeq struct {
+	sync.Mutex
+	n int
+}
+
+// New binds the sockets. The ports are known when it returns.
+func New(opt Options) (*Interchange, error) {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.BindHost == "" {
+		opt.BindHost = "*"
+	}
+	ix := &Interchange{opt: opt, log: opt.Log, cmds: make(chan func(), 64), stop: make(chan struct{})}
+	var csec, wsec *zsock.ServerSecurity
+	if opt.Encrypted {
+		csec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainClient}
+		wsec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainPool}
+	}
+	var err error
+	ix.clientSock, ix.clientPort, err = zsock.Router(opt.BindHost, opt.ClientPort, [2]int{}, csec)
+	if err != nil {
+		return nil, fmt.Errorf("client channel: %w", err)
+	}
+	ix.workerSock, ix.workerPort, err = zsock.Router(opt.BindHost, opt.WorkerPort, opt.WorkerPortRange, wsec)
+	if err != nil {
+		ix.clientSock.Close()
+		return nil, fmt.Errorf("worker channel: %w", err)
+	}
+	wakeSeq.Lock()
+	wakeSeq.n++
+	ep := fmt.Sprintf("inproc://htex-wake-%d", wakeSeq.n)
+	wakeSeq.Unlock()
+	ix.wakeRecv, _ = zmq.NewSocket(zmq.PULL)
+	ix.wakeRecv.SetLinger(0)
+	if err := ix.wakeRecv.Bind(ep); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
+	ix.wakeSend, _ = zmq.NewSocket(zmq.PUSH)
+	ix.wakeSend.SetLinger(0)
+	ix.wakeSend.SetSndhwm(1)
+	if err := ix.wakeSend.Connect(ep); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
+	ix.st = newState(ix)
+	return ix, nil
+}
+
+func (ix *Interchange) closeSockets() {
+	for _, s := range []*zmq.Socket{ix.clientSock, ix.workerSock, ix.wakeRecv, ix.wakeSend} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// ClientPort is the bound client channel port.
+func (ix *Interchange) ClientPort() int { return ix.clientPort }
+
+// WorkerPort is the bound worker channel port.
+func (ix *Interchange) WorkerPort() int { return ix.workerPort }
+
+// StopRequested is closed when a client asked the daemon to stop.
+func (ix *Interchange) StopRequested() <-chan struct{} { return ix.stop }
+
+// Stats returns the latest snapshot.
+func (ix *Interchange) Stats() Stats {
+	ix.statsMu.Lock()
+	defer ix.statsMu.Unlock()
+	return ix.stats
+}
+
+// wake interrupts the loop's poll. Safe from any goroutine.
+func (ix *Interchange) wake() {
+	ix.wakeMu.Lock()
+	ix.wakeSend.SendBytes(nil, zmq.DONTWAIT)
+	ix.wakeMu.Unlock()
+}
+
+// Do runs f on the loop goroutine and waits for it (or ctx).
+func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
+	done := make(chan struct{})
+	select {
+	case ix.cmds <- func() { f(&State{s: ix.st}); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	ix.wake()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Restore loads unfinished tasks and job counters from the journal before
+// Run (daemon restart).
+func (ix *Interchange) Restore() error {
+	return ix.st.restore()
+}
+
+// Run serves until ctx is cancelled or a fatal journal error occurs.
+func (ix *Interchange) Run(ctx context.Context) error {
+	defer ix.closeSockets()
+	w := newWriter(ix.opt.Journal, ix.wake)
+	go w.run()
+	defer w.close()
+	ix.st.writer = w
+
+	poller := zmq.NewPoller()
+	poller.Add(ix.clientSock, zmq.POLLIN)
+	poller.Add(ix.workerSock, zmq.POLLIN)
+	poller.Add(ix.wakeRecv, zmq.POLLIN)
+	st := ix.st
+	for {
+		if err := ctx.Err(); err != nil {
+			st.flushJournalSync()
+			return nil
+		}
+		timeout := st.nextTimeout(time.Now())
+		if _, err := poller.Poll(timeout); err != nil {
+			if errors.Is(zmq.AsErrno(err), zmq.Errno(4)) { // EINTR
+				continue
+			}
+			return fmt.Errorf("poll: %w", err)
+		}
+		now := time.Now()
+		st.now = now
+		ix.drain(ix.workerSock, st.handleWorker)
+		ix.drain(ix.clientSock, st.handleClient)
+		for {
+			if _, err := ix.wakeRecv.RecvBytes(zmq.DONTWAIT); err != nil {
+				break
+			}
+		}
+	cmds:
+		for {
+			select {
+			case f := <-ix.cmds:
+				f()
+			default:
+				break cmds
+			}
+		}
+		if err := st.collectCommits(); err != nil {
+			return err
+		}
+		st.tick(now)
+		st.dispatch()
+		st.flushWatchers()
+		st.sendJournal()
+		ix.publishStats(now)
+	}
+}
+
+// drain reads every ready message of a socket (bounded per turn).
+func (ix *Interchange) drain(s *zmq.Socket, handle func(id []byte, payload []byte)) {
+	for range 10000 {
+		parts, err := s.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		if len(parts) != 2 {
+			ix.log.Warn("dropping message with unexpected frame count", "frames", len(parts))
+			continue
+		}
+		handle(parts[0], parts[1])
+	}
+}
+
+func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) {
+	b, err := wire.Encode(m)
+	if err != nil {
+		ix.log.Error("encode", "err", err)
+		return
+	}
+	if _, err := s.SendMessageDontwait(id, b); err != nil {
+		ix.log.Debug("send", "err", err)
+	}
+}
+
+func (ix *Interchange) publishStats(now time.Time) {
+	if now.Sub(ix.stats.At) < 100*time.Millisecond {
+		return
+	}
+	s := ix.st.snapshot(now)
+	ix.statsMu.Lock()
+	ix.stats = s
+	ix.statsMu.Unlock()
+}
+
+// requestStop closes the stop channel once.
+func (ix *Interchange) requestStop() {
+	ix.once.Do(func() { close(ix.stop) })
+}

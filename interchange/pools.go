@@ -1,0 +1,143 @@
+package interchange
+
+import (
+	"errors"
+	"time"
+
+	"github.com/htex/htex/journal"
+	"github.com/htex/htex/wire"
+)
+
+// handleWorker handles one frame from a pool.
+func (s *state) handleWorker(id, payload []byte) {
+	m, err := wire.Decode(payload)
+	if err != nil {
+		var ve *wire.VersionError
+		if errors.As(err, &ve) {
+			s.log.Warn("refusing a pool of another protocol version", "err", err)
+			s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: err.Error()}}})
+			return
+		}
+		s.log.Warn("dropping malformed pool message", "err", err, "bytes", len(payload))
+		return
+	}
+	p := s.pools[string(id)]
+	switch b := m.Body.(type) {
+	case *wire.Envelope_Register:
+		s.register(id, b.Register)
+	case *wire.Envelope_Heartbeat:
+		if p == nil {
+			s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Reregister{Reregister: &wire.Reregister{}}})
+			return
+		}
+		p.lastSeen = s.now
+		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
+	case *wire.Envelope_Results:
+		s.results(string(id), p, b.Results.Results)
+	case *wire.Envelope_Shutdown:
+		if p != nil {
+			s.log.Warn("pool left", "pool", p.id, "node", p.reg.Node, "block", p.reg.BlockId, "reason", b.Shutdown.Reason, "tasks", len(p.running))
+			s.lose(p, "pool left: "+b.Shutdown.Reason)
+		}
+	case *wire.Envelope_DrainNotice:
+		if p != nil {
+			p.draining = true
+			p.lastSeen = s.now
+			s.event("pool_draining", p.reg.BlockId, p.id, 0, "pool reached its drain period")
+		}
+	default:
+		s.log.Warn("dropping unexpected message on the worker channel", "type", typeName(m))
+	}
+}
+
+func (s *state) register(id []byte, r *wire.Register) {
+	if r.PoolId == "" || string(id) != r.PoolId {
+		s.log.Warn("refusing a registration whose pool id does not match its socket identity", "pool", r.PoolId)
+		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "pool id must equal the socket identity"}}})
+		return
+	}
+	if r.Slots < 1 {
+		s.log.Warn("refusing a pool without slots", "pool", r.PoolId)
+		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "a pool needs at least one slot"}}})
+		return
+	}
+	p := s.pools[r.PoolId]
+	if p == nil {
+		p = &pool{id: r.PoolId, ident: append([]byte(nil), id...), running: map[uint64]*task{}}
+		s.pools[p.id] = p
+		s.poolOrder = append(s.poolOrder, p)
+	}
+	p.reg = r
+	p.capacity = int(r.Slots) + int(max(r.Prefetch, 0))
+	p.lastSeen = s.now
+	p.idleSince = s.now
+	if r.BlockEndUnixMs > 0 {
+		p.blockEnd = time.UnixMilli(r.BlockEndUnixMs)
+	}
+	// Tasks the pool still runs from before a reconnect or a daemon restart
+	// stay with it instead of running a second time.
+	var stale []uint64
+	for _, tid := range r.Running {
+		t := s.tasks[tid]
+		switch {
+		case t == nil:
+			stale = append(stale, tid)
+		case t.state == stQueued:
+			t.state = stRunning
+			t.pool = p
+			t.attempts++
+			t.dispatched = s.now
+			p.running[tid] = t
+		case t.pool != p:
+			stale = append(stale, tid)
+		}
+	}
+	if len(stale) > 0 {
+		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: stale}}})
+	}
+	if len(p.running) > 0 {
+		p.idleSince = time.Time{}
+	}
+	s.pending.Pools = append(s.pending.Pools, journal.Pool{ID: p.id, BlockID: r.BlockId, Node: r.Node, Hostname: r.Hostname,
+		CPUs: int(r.Cpus), MemoryGB: r.MemoryGb, Slots: int(r.Slots), RegisteredAt: s.now})
+	s.event("pool_registered", r.BlockId, p.id, 0, "")
+	s.log.Info("pool registered", "pool", p.id, "node", r.Node, "block", r.BlockId, "slots", r.Slots,
+		"cpus", r.Cpus, "held_tasks", len(r.Running))
+	s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
+}
+
+func (s *state) results(id string, p *pool, rs []*wire.Result) {
+	if p != nil {
+		p.lastSeen = s.now
+	}
+	for _, r := range rs {
+		t := s.tasks[r.TaskId]
+		switch {
+		case t == nil:
+			s.log.Debug("ignoring a result for a finished or unknown task", "pool", id, "task", r.TaskId)
+			continue
+		case t.state == stRunning && t.pool != nil && t.pool.id == id:
+			delete(t.pool.running, t.id)
+			if len(t.pool.running) == 0 {
+				t.pool.idleSince = s.now
+			}
+		case t.state == stQueued:
+			// A pool from before a daemon restart, or one given up as lost,
+			// finished the task: keep its result rather than run it again.
+			t.attempts++
+		default:
+			s.log.Info("ignoring a result for a task another pool holds", "pool", id, "task", r.TaskId)
+			continue
+		}
+		// The final attempt is recorded in the task's result row; attempts
+		// holds the earlier ones (lost pools), so a task costs two rows.
+		s.finish(t, r, p)
+	}
+}
+
+func typeName(m *wire.Envelope) string {
+	if m.Body == nil {
+		return "none"
+	}
+	return string(m.ProtoReflect().WhichOneof(m.ProtoReflect().Descriptor().Oneofs().ByName("body")).Name())
+}

@@ -1,0 +1,115 @@
+package interchange
+
+import (
+	"fmt"
+
+	"github.com/htex/htex/journal"
+	"github.com/htex/htex/wire"
+)
+
+// writer commits journal batches on its own goroutine so that the loop
+// keeps serving while SQLite writes; the loop hands it one batch at a time
+// (group commit) and applies the batch's after-commit work when it is done.
+type writer struct {
+	j     *journal.Journal
+	wake  func()
+	in    chan *journal.Batch
+	out   chan error
+	busy  bool
+	posts []post // after-commit work of the batch in flight
+}
+
+func newWriter(j *journal.Journal, wake func()) *writer {
+	return &writer{j: j, wake: wake, in: make(chan *journal.Batch), out: make(chan error, 1)}
+}
+
+// run is owned by Interchange.Run, which closes in and waits for it.
+func (w *writer) run() {
+	for b := range w.in {
+		w.out <- w.j.Write(b)
+		w.wake()
+	}
+	close(w.out)
+}
+
+func (w *writer) close() {
+	close(w.in)
+	for range w.out {
+	}
+}
+
+// sendJournal hands the pending batch to the writer when it is idle.
+func (s *state) sendJournal() {
+	w := s.writer
+	if w.busy || (s.pending.Empty() && len(s.posts) == 0) {
+		return
+	}
+	w.busy = true
+	w.posts = s.posts
+	b := s.pending
+	s.pending, s.posts = &journal.Batch{}, nil
+	w.in <- b
+}
+
+// collectCommits applies the after-commit work of a finished batch.
+func (s *state) collectCommits() error {
+	w := s.writer
+	if !w.busy {
+		return nil
+	}
+	select {
+	case err := <-w.out:
+		w.busy = false
+		if err != nil {
+			return fmt.Errorf("journal write failed, stopping to lose nothing: %w", err)
+		}
+		s.applyPosts(w.posts)
+		w.posts = nil
+	default:
+	}
+	return nil
+}
+
+// flushJournalSync writes what is pending before the loop exits.
+func (s *state) flushJournalSync() {
+	w := s.writer
+	if w.busy {
+		if err := <-w.out; err == nil {
+			s.applyPosts(w.posts)
+		}
+		w.busy = false
+	}
+	if !s.pending.Empty() {
+		if err := s.ix.opt.Journal.Write(s.pending); err != nil {
+			s.log.Error("final journal write failed", "err", err)
+		}
+	}
+}
+
+func (s *state) applyPosts(posts []post) {
+	for _, p := range posts {
+		if p.msg != nil {
+			s.reply(p.reply, p.reqID, p.msg)
+		}
+		if d := p.done; d != nil {
+			j := s.jobs[d.jobID]
+			if j == nil {
+				continue
+			}
+			switch d.state {
+			case "succeeded":
+				j.succeeded++
+			case "cancelled":
+				j.cancelled++
+			default:
+				j.failed++
+			}
+			s.jobsDirty[j.id] = true
+			for _, w := range j.watchers {
+				if w.wantResults {
+					w.done = append(w.done, &wire.Done{TaskId: d.taskID, Ok: d.state == "succeeded", EndUnixUs: d.end.UnixMicro()})
+				}
+			}
+		}
+	}
+}

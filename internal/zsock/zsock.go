@@ -1,0 +1,171 @@
+// Package zsock builds the ZeroMQ sockets of htex with the run's security
+// settings: ROUTER servers with CURVE and a ZAP domain, DEALER clients that
+// present their key pair. It owns no goroutines except libzmq's ZAP handler.
+package zsock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// ZAP domains: the interchange admits client keys only on the client
+// channel and pool keys only on the worker channel.
+const (
+	DomainClient = "htex-client"
+	DomainPool   = "htex-pool"
+)
+
+var authOnce sync.Once
+var authErr error
+
+// StartAuth starts the process-wide ZAP handler and admits exactly the
+// given public key in each domain.
+func StartAuth(clientPublic, poolPublic string) error {
+	authOnce.Do(func() {
+		authErr = zmq.AuthStart()
+	})
+	if authErr != nil {
+		return fmt.Errorf("start ZAP handler: %w", authErr)
+	}
+	zmq.AuthCurveRemoveAll(DomainClient)
+	zmq.AuthCurveRemoveAll(DomainPool)
+	zmq.AuthCurveAdd(DomainClient, clientPublic)
+	zmq.AuthCurveAdd(DomainPool, poolPublic)
+	return nil
+}
+
+// ServerSecurity is how a ROUTER authenticates its peers; nil = plain text.
+type ServerSecurity struct {
+	Secret string // server secret key (Z85)
+	Domain string // ZAP domain
+}
+
+// ClientSecurity is how a DEALER authenticates; nil = plain text.
+type ClientSecurity struct {
+	ServerPublic   string
+	Public, Secret string
+}
+
+// Router binds a ROUTER on host:port (port 0 = a random free port, or the
+// first free port of portRange when given) and returns the bound port.
+func Router(host string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.Socket, int, error) {
+	s, err := zmq.NewSocket(zmq.ROUTER)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.SetLinger(0)
+	s.SetSndhwm(0)
+	s.SetRcvhwm(0)
+	s.SetIpv6(true)
+	if sec != nil {
+		if err := s.ServerAuthCurve(sec.Domain, sec.Secret); err != nil {
+			s.Close()
+			return nil, 0, fmt.Errorf("enable CURVE: %w", err)
+		}
+	}
+	try := func(p int) error { return s.Bind("tcp://" + host + ":" + strconv.Itoa(p)) }
+	switch {
+	case port > 0:
+		if err := try(port); err != nil {
+			s.Close()
+			return nil, 0, fmt.Errorf("bind port %d: %w", port, err)
+		}
+		return s, port, nil
+	case portRange[1] > 0:
+		for p := portRange[0]; p <= portRange[1]; p++ {
+			if try(p) == nil {
+				return s, p, nil
+			}
+		}
+		s.Close()
+		return nil, 0, fmt.Errorf("no free port in range %d-%d", portRange[0], portRange[1])
+	default:
+		if err := s.Bind("tcp://" + host + ":*"); err != nil {
+			s.Close()
+			return nil, 0, fmt.Errorf("bind: %w", err)
+		}
+		ep, err := s.GetLastEndpoint()
+		if err != nil {
+			s.Close()
+			return nil, 0, err
+		}
+		_, ps, err := net.SplitHostPort(ep[len("tcp://"):])
+		if err != nil {
+			s.Close()
+			return nil, 0, fmt.Errorf("parse endpoint %q: %w", ep, err)
+		}
+		p, _ := strconv.Atoi(ps)
+		return s, p, nil
+	}
+}
+
+// Dealer connects a DEALER to each endpoint. identity "" lets the peer
+// assign one. With immediate, messages are queued only on completed
+// connections, so a DEALER connected to several addresses of one daemon
+// talks over the first that answers.
+func Dealer(endpoints []string, identity string, immediate bool, sec *ClientSecurity) (*zmq.Socket, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("no address to connect to")
+	}
+	s, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, err
+	}
+	s.SetLinger(0)
+	s.SetSndhwm(0)
+	s.SetRcvhwm(0)
+	s.SetIpv6(true)
+	s.SetReconnectIvl(100 * time.Millisecond)
+	s.SetReconnectIvlMax(2 * time.Second)
+	if immediate {
+		s.SetImmediate(true)
+	}
+	if identity != "" {
+		s.SetIdentity(identity)
+	}
+	if sec != nil {
+		if err := s.ClientAuthCurve(sec.ServerPublic, sec.Public, sec.Secret); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("enable CURVE: %w", err)
+		}
+	}
+	for _, ep := range endpoints {
+		if err := s.Connect(ep); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("connect %s: %w", ep, err)
+		}
+	}
+	return s, nil
+}
+
+// Endpoint formats a tcp endpoint, bracketing IPv6 addresses.
+func Endpoint(host string, port int) string {
+	return "tcp://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// Addresses lists this host's non-loopback interface addresses, then the
+// loopback address, without any network call to the outside world.
+func Addresses() []string {
+	var out []string
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLoopback() {
+				continue
+			}
+			out = append(out, ipn.IP.String())
+		}
+	}
+	return append(out, "127.0.0.1")
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// jobSubcommand is the hidden first argument with which qsub starts the
+// wrapper that plays the mom for one job.
+const jobSubcommand = "__pbs_emulator_job"
+
+// runJob is the wrapper: it waits out the queue delay and any hold, runs the
+// script as its own process group, enforces walltime, honours qdel and
+// writes the final state. It is a session leader (qsub starts it with
+// setsid), detached from qsub.
+func runJob(args []string) int {
+	log.SetPrefix(fmt.Sprintf("[job %v] ", args))
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	if len(args) != 1 {
+		log.Print("usage: __pbs_emulator_job SEQ")
+		return 2
+	}
+	seq, err := strconv.Atoi(args[0])
+	if err != nil {
+		log.Print(err)
+		return 2
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+
+	j, err := updateJob(seq, func(j *Job) error { j.WrapperPID = os.Getpid(); return nil })
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	if !waitQueued(j, sigs) {
+		finishDeleted(seq)
+		return 0
+	}
+	if err := runScript(seq, sigs); err != nil {
+		log.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// waitQueued sleeps the start delay and then while the job is held; false
+// when the job was deleted meanwhile.
+func waitQueued(j *Job, sigs chan os.Signal) bool {
+	delay := time.NewTimer(j.StartDelay)
+	defer delay.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	delayed := false
+	for {
+		select {
+		case <-sigs:
+		case <-delay.C:
+			delayed = true
+		case <-tick.C:
+		}
+		cur, err := loadJobLocked(j.Seq)
+		if err != nil || cur.Deleted {
+			return false
+		}
+		if delayed && !cur.Hold {
+			return true
+		}
+	}
+}
+
+func loadJobLocked(seq int) (*Job, error) {
+	var j *Job
+	err := withLock(func() error {
+		var err error
+		j, err = loadJob(seq)
+		return err
+	})
+	return j, err
+}
+
+// finishDeleted ends a job deleted before it ran.
+func finishDeleted(seq int) {
+	_, err := updateJob(seq, func(j *Job) error {
+		j.State, j.Substate, j.Obittime = "F", substateTerminated, time.Now()
+		return nil
+	})
+	if err != nil {
+		log.Print(err)
+	}
+}
+
+// nodeNames are the job's emulated hosts: emu-node-<seq>-<i>.
+func nodeNames(j *Job) []string {
+	nodes := make([]string, j.NodeCount)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("emu-node-%d-%d", j.Seq, i)
+	}
+	return nodes
+}
+
+func execVnode(j *Job) string {
+	parts := make([]string, len(j.Nodes))
+	for i, n := range j.Nodes {
+		parts[i] = fmt.Sprintf("(%s:ncpus=%d)", n, j.NCPUs)
+	}
+	return strings.Join(parts, "+")
+}
+
+func execHost(j *Job) string {
+	parts := make([]string, len(j.Nodes))
+	for i, n := range j.Nodes {
+		parts[i] = fmt.Sprintf("%s/0*%d", n, j.NCPUs)
+	}
+	return strings.Join(parts, "+")
+}
+
+// runScript starts the job and waits for its end.
+func runScript(seq int, sigs chan os.Signal) error {
+	now := time.Now()
+	j, err := updateJob(seq, func(j *Job) error {
+		if j.Deleted {
+			return errDeleted
+		}
+		j.Nodes = nodeNames(j)
+		j.State, j.Substate, j.Stime, j.RunCount = "R", substateRunning, now, j.RunCount+1
+		j.Comment = fmt.Sprintf("Job run at %s on %s", now.Format("Mon Jan 02 at 15:04"), execVnode(j))
+		return nil
+	})
+	if errors.Is(err, errDeleted) {
+		finishDeleted(seq)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cmd, cleanup, err := prepare(j)
+	if err != nil {
+		code := -1 // JOB_EXEC_FAIL1
+		finish(seq, &code, false, "could not start the job: "+err.Error())
+		return err
+	}
+	defer cleanup()
+	if err := cmd.Start(); err != nil {
+		code := -2 // JOB_EXEC_FAIL2: files were set up
+		finish(seq, &code, false, "could not start the job: "+err.Error())
+		return err
+	}
+	pgid := cmd.Process.Pid
+	if _, err := updateJob(seq, func(j *Job) error { j.PGID = pgid; return nil }); err != nil {
+		log.Print(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var walltime <-chan time.Time
+	if j.Walltime > 0 {
+		t := time.NewTimer(time.Until(j.Stime.Add(time.Duration(j.Walltime) * time.Second)))
+		defer t.Stop()
+		walltime = t.C
+	}
+	var killTimer <-chan time.Time
+	killedForWalltime := false
+	terminate := func(force bool) {
+		if force {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		if killTimer == nil {
+			killTimer = time.After(j.KillDelay)
+		}
+	}
+	for {
+		select {
+		case <-walltime:
+			walltime = nil
+			killedForWalltime = true
+			used := int(time.Since(j.Stime).Round(time.Second) / time.Second)
+			appendJobStderr(j, fmt.Sprintf("=>> PBS: job killed: walltime %d exceeded limit %d\n", used, j.Walltime))
+			terminate(false)
+		case <-sigs:
+			cur, err := loadJobLocked(seq)
+			terminate(err == nil && cur.Forced)
+		case <-killTimer:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		case err := <-done:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL) // the mom kills what is left of the session
+			cleanup()                                // before the job shows as finished
+			code := exitStatus(cmd.ProcessState, err)
+			if killedForWalltime {
+				code = exitKillWalltime
+			}
+			finish(seq, &code, killedForWalltime, "")
+			return nil
+		}
+	}
+}
+
+var errDeleted = errors.New("job deleted")
+
+// exitStatus is PBS's Exit_status: the shell's exit code, or 256+signal
+// when the shell was killed by a signal.
+func exitStatus(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 256 + int(ws.Signal())
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code
+	}
+	return -1
+}
+
+// finish records the job's end. A deleted job ends in substate 91, a
+// walltime kill in 93 with Exit_status -29.
+func finish(seq int, code *int, walltime bool, why string) {
+	_, err := updateJob(seq, func(j *Job) error {
+		now := time.Now()
+		j.State, j.ExitStatus, j.Obittime = "F", code, now
+		outcome := "finished"
+		switch {
+		case j.Deleted && !walltime:
+			j.Substate, outcome = substateTerminated, "terminated"
+		case code != nil && *code == 0:
+			j.Substate = substateFinished
+		default:
+			j.Substate, outcome = substateFailed, "failed"
+		}
+		if !j.Stime.IsZero() {
+			j.Comment = fmt.Sprintf("Job run at %s on %s and %s", j.Stime.Format("Mon Jan 02 at 15:04"), execVnode(j), outcome)
+		}
+		if why != "" {
+			j.Comment = why
+		}
+		return nil
+	})
+	if err != nil {
+		log.Print(err)
+	}
+}
+
+// prepare builds the job's command: its shell on the script copy, in $HOME,
+// with the PBS environment, stdout/stderr to the -o/-e files, PBS_NODEFILE
+// and TMPDIR created. cleanup removes the node file and TMPDIR.
+func prepare(j *Job) (*exec.Cmd, func(), error) {
+	dir := stateDir()
+	nodefile := filepath.Join(dir, "aux", j.ID())
+	var lines strings.Builder
+	for _, n := range j.Nodes {
+		for range max(1, j.MPIProcs) {
+			lines.WriteString(n + "\n")
+		}
+	}
+	if err := os.WriteFile(nodefile, []byte(lines.String()), 0o644); err != nil {
+		return nil, nil, err
+	}
+	tmpdir := filepath.Join(dir, "tmp", "pbs."+j.ID())
+	if err := os.MkdirAll(tmpdir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		_ = os.Remove(nodefile)
+		_ = os.RemoveAll(tmpdir)
+	}
+	stdout, stderr, err := openStd(j)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	shell := j.Shell
+	if shell == "" {
+		shell = "/bin/bash"
+	}
+	cmd := exec.Command(shell, j.Script)
+	cmd.Dir = jobHome(j)
+	cmd.Env = jobEnv(j, nodefile, tmpdir)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, func() {
+		cleanup()
+		stdout.Close()
+		if stderr != stdout {
+			stderr.Close()
+		}
+	}, nil
+}
+
+// openStd opens the job's stdout and stderr files, honouring -j oe / eo.
+func openStd(j *Job) (*os.File, *os.File, error) {
+	open := func(p string) (*os.File, error) {
+		return os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	}
+	switch j.Join {
+	case "oe":
+		f, err := open(j.OutputPath)
+		return f, f, err
+	case "eo":
+		f, err := open(j.ErrorPath)
+		return f, f, err
+	}
+	o, err := open(j.OutputPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := open(j.ErrorPath)
+	if err != nil {
+		o.Close()
+		return nil, nil, err
+	}
+	return o, e, nil
+}
+
+// appendJobStderr writes a PBS message to the job's stderr file.
+func appendJobStderr(j *Job, msg string) {
+	p := j.ErrorPath
+	if j.Join == "oe" {
+		p = j.OutputPath
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(msg)
+}
+
+// jobHome is where PBS starts a job: the owner's home directory, not the
+// submission directory.
+func jobHome(j *Job) string {
+	for _, kv := range j.Env {
+		if h, ok := strings.CutPrefix(kv, "HOME="); ok && h != "" {
+			if st, err := os.Stat(h); err == nil && st.IsDir() {
+				return h
+			}
+		}
+	}
+	return "/"
+}
+
+// jobEnv is qsub's environment (as with qsub -V), the -v variables, and
+// the variables PBS sets in a batch job.
+func jobEnv(j *Job, nodefile, tmpdir string) []string {
+	get := func(k string) string {
+		for i := len(j.Env) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(j.Env[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	env := append([]string(nil), j.Env...)
+	for k, v := range j.Vars {
+		env = append(env, k+"="+v)
+	}
+	ncpus := strconv.Itoa(j.NCPUs)
+	env = append(env,
+		"PBS_ENVIRONMENT=PBS_BATCH",
+		"ENVIRONMENT=BATCH",
+		"PBS_JOBID="+j.ID(),
+		"PBS_JOBNAME="+j.Name,
+		"PBS_QUEUE="+j.Queue,
+		"PBS_O_QUEUE="+j.Queue,
+		"PBS_O_WORKDIR="+j.Workdir,
+		"PBS_O_HOME="+get("HOME"),
+		"PBS_O_PATH="+get("PATH"),
+		"PBS_O_SHELL="+get("SHELL"),
+		"PBS_O_LOGNAME="+userName(),
+		"PBS_O_HOST="+hostname(),
+		"PBS_O_SYSTEM=Linux",
+		"PBS_JOBDIR="+jobHome(j),
+		"PBS_NODEFILE="+nodefile,
+		"PBS_NODENUM=0",
+		"PBS_TASKNUM=1",
+		"PBS_MOMPORT=15003",
+		"NCPUS="+ncpus,
+		"OMP_NUM_THREADS="+ncpus,
+		"TMPDIR="+tmpdir,
+	)
+	return env
+}

@@ -1,0 +1,280 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/htex/htex/wire"
+)
+
+// killGrace is how long a timed-out or cancelled task has between SIGTERM
+// and SIGKILL.
+const killGrace = 2 * time.Second
+
+// running tracks the process groups of running tasks so that the pool's
+// loop can cancel them.
+type running struct {
+	mu        sync.Mutex
+	pgids     map[uint64]int
+	cancelled map[uint64]bool
+}
+
+func newRunning() *running {
+	return &running{pgids: map[uint64]int{}, cancelled: map[uint64]bool{}}
+}
+
+func (r *running) start(id uint64, pgid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancelled[id] {
+		return false
+	}
+	r.pgids[id] = pgid
+	return true
+}
+
+func (r *running) end(id uint64) (cancelled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pgids, id)
+	c := r.cancelled[id]
+	delete(r.cancelled, id)
+	return c
+}
+
+// isCancelled reports (and forgets) a cancellation of a task not started.
+func (r *running) takeCancelled(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cancelled[id]
+	delete(r.cancelled, id)
+	return c
+}
+
+// cancel marks a task cancelled and signals its group if it runs.
+func (r *running) cancel(id uint64) {
+	r.mu.Lock()
+	r.cancelled[id] = true
+	pgid, ok := r.pgids[id]
+	r.mu.Unlock()
+	if ok {
+		terminate(pgid)
+	}
+}
+
+// killAll kills every running task's group (pool shutdown).
+func (r *running) killAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, pgid := range r.pgids {
+		unix.Kill(-pgid, unix.SIGKILL)
+	}
+}
+
+// terminate sends SIGTERM to a group, then SIGKILL after killGrace.
+func terminate(pgid int) {
+	unix.Kill(-pgid, unix.SIGTERM)
+	time.AfterFunc(killGrace, func() { unix.Kill(-pgid, unix.SIGKILL) })
+}
+
+// pathCache remembers where argv[0] was found.
+type pathCache struct {
+	mu   sync.Mutex
+	path string
+	m    map[string]string
+}
+
+func (c *pathCache) lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	c.mu.Lock()
+	p, ok := c.m[name]
+	c.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	for _, dir := range filepath.SplitList(c.path) {
+		if dir == "" {
+			dir = "."
+		}
+		cand := filepath.Join(dir, name)
+		if st, err := os.Stat(cand); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			c.mu.Lock()
+			c.m[name] = cand
+			c.mu.Unlock()
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("%q: executable file not found in PATH", name)
+}
+
+// execTask runs one task to completion on the calling thread (whose CPU
+// mask the child inherits) and returns its result.
+func (s *slot) execTask(t *wire.Task) *wire.Result {
+	res := &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt}
+	start := time.Now()
+	res.StartUnixUs = start.UnixMicro()
+	fail := func(kind wire.ErrorKind, format string, args ...any) *wire.Result {
+		res.ErrorKind = kind
+		res.Error = fmt.Sprintf(format, args...)
+		res.ExitCode = -1
+		res.EndUnixUs = time.Now().UnixMicro()
+		return res
+	}
+	if s.p.run.takeCancelled(t.Id) {
+		return fail(wire.ErrorKind_CANCELLED, "cancelled before it started")
+	}
+	path, err := s.p.paths.lookPath(t.Argv[0])
+	if err != nil {
+		return fail(wire.ErrorKind_SPAWN, "%v", err)
+	}
+	outTail := &tail{max: s.p.opt.TailBytes}
+	errTail := &tail{max: s.p.opt.TailBytes}
+	outW, outDone, err := s.outputSink(t.StdoutPath, outTail)
+	if err != nil {
+		return fail(wire.ErrorKind_SPAWN, "stdout: %v", err)
+	}
+	errW, errDone, err := s.outputSink(t.StderrPath, errTail)
+	if err != nil {
+		outW.Close()
+		outDone()
+		return fail(wire.ErrorKind_SPAWN, "stderr: %v", err)
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   t.Cwd,
+		Env:   s.taskEnv(t),
+		Files: []uintptr{s.p.devnull.Fd(), outW.Fd(), errW.Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	pid, err := syscall.ForkExec(path, t.Argv, attr)
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outDone()
+		errDone()
+		return fail(wire.ErrorKind_SPAWN, "start %s: %v", t.Argv[0], err)
+	}
+	if !s.p.run.start(t.Id, pid) {
+		terminate(pid)
+	}
+	var timedOut atomic.Bool
+	var timer *time.Timer
+	if t.TimeoutMs > 0 {
+		timer = time.AfterFunc(time.Duration(t.TimeoutMs)*time.Millisecond, func() {
+			timedOut.Store(true)
+			terminate(pid)
+		})
+	}
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+	// Leftover background processes of the task would keep its output open
+	// and its slot's CPUs busy: the group goes with its leader.
+	unix.Kill(-pid, unix.SIGKILL)
+	cancelled := s.p.run.end(t.Id)
+	outDone()
+	errDone()
+	end := time.Now()
+	res.EndUnixUs = end.UnixMicro()
+	res.Stdout, res.Stderr = outTail.bytes(), errTail.bytes()
+	switch {
+	case err != nil:
+		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_SPAWN, -1, "wait: "+err.Error()
+	case cancelled:
+		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_CANCELLED, -1, "cancelled while running"
+	case timedOut.Load():
+		res.ErrorKind, res.ExitCode = wire.ErrorKind_TIMEOUT, -1
+		res.Error = fmt.Sprintf("killed at its time limit of %s", time.Duration(t.TimeoutMs)*time.Millisecond)
+	case ws.Signaled():
+		res.ErrorKind, res.ExitCode, res.Signal = wire.ErrorKind_SIGNAL, -1, int32(ws.Signal())
+		res.Error = "killed by signal " + ws.Signal().String()
+	case ws.ExitStatus() != 0:
+		res.ErrorKind, res.ExitCode = wire.ErrorKind_EXIT, int32(ws.ExitStatus())
+		res.Error = "exit status " + strconv.Itoa(ws.ExitStatus())
+	}
+	return res
+}
+
+// outputSink returns the write end given to the task and a function that
+// waits for the output to be collected. With a path, the full output goes
+// to the file and the tail is read from it afterwards.
+func (s *slot) outputSink(path string, tl *tail) (*os.File, func(), error) {
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() { readTail(path, tl) }, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() { // owned by execTask, which waits on done
+		io.Copy(tl, r)
+		r.Close()
+		close(done)
+	}()
+	return w, func() { <-done }, nil
+}
+
+func readTail(path string, tl *tail) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > int64(tl.max) {
+		f.Seek(st.Size()-int64(tl.max), io.SeekStart)
+	}
+	io.Copy(tl, f)
+}
+
+// taskEnv is the slot's environment plus the task's own variables; a task
+// variable overrides a slot variable of the same name.
+func (s *slot) taskEnv(t *wire.Task) []string {
+	env := make([]string, 0, len(s.env)+6+len(t.Env))
+	if len(t.Env) == 0 {
+		env = append(env, s.env...)
+	} else {
+		override := make(map[string]bool, len(t.Env))
+		for _, kv := range t.Env {
+			k, _, _ := strings.Cut(kv, "=")
+			override[k] = true
+		}
+		for _, kv := range s.env {
+			k, _, _ := strings.Cut(kv, "=")
+			if !override[k] {
+				env = append(env, kv)
+			}
+		}
+	}
+	env = append(env,
+		"HTEX_TASK_ID="+strconv.FormatUint(t.Id, 10),
+		"HTEX_JOB_ID="+strconv.FormatUint(t.JobId, 10),
+		"HTEX_ATTEMPT="+strconv.Itoa(int(t.Attempt)))
+	if t.ArrayIndex >= 0 {
+		env = append(env, "HTEX_ARRAY_INDEX="+strconv.FormatInt(t.ArrayIndex, 10))
+	}
+	return append(env, t.Env...)
+}

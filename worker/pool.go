@@ -1,0 +1,332 @@
+// Package worker is the per-node worker pool (`htexctl worker`): it
+// registers with the interchange, runs one slot per pinning.Slot, fork/execs
+// each task with its slot's CPU mask and environment, enforces time limits,
+// batches results back, heartbeats, keeps its running tasks across a lost
+// interchange, and drains before its block's end. It never imports the
+// interchange: both speak the wire package.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/htex/htex/internal/zsock"
+	"github.com/htex/htex/pinning"
+	"github.com/htex/htex/wire"
+)
+
+// Options configure a pool.
+type Options struct {
+	PoolID       string
+	Node         string
+	Hostname     string
+	BlockID      int64
+	Endpoints    []string // tcp endpoints of the worker channel, probed in turn
+	Security     *zsock.ClientSecurity
+	Layout       *pinning.Layout
+	CPUs         int
+	MemoryGB     float64
+	Accelerators []string
+	Prefetch     int
+	TailBytes    int
+	Heartbeat    time.Duration
+	Threshold    time.Duration // interchange silent this long = lost: exit
+	DrainPeriod  time.Duration
+	BlockEnd     time.Time // zero = unknown
+	ProbeTimeout time.Duration
+	Log          *slog.Logger
+}
+
+// ErrRefused is returned when the interchange refuses the pool.
+var ErrRefused = errors.New("refused by the interchange")
+
+// Pool is one worker pool.
+type Pool struct {
+	opt     Options
+	log     *slog.Logger
+	run     *running
+	paths   *pathCache
+	devnull *os.File
+	results chan *wire.Result
+
+	held      map[uint64]bool // dispatched to this pool and not yet reported
+	draining  bool
+	sentDrain bool
+	busy      atomic.Int32
+}
+
+var wakeSeq atomic.Int64
+
+// New checks the options and builds a pool.
+func New(opt Options) (*Pool, error) {
+	if opt.Layout == nil || len(opt.Layout.Slots) == 0 {
+		return nil, errors.New("worker pool: no slots")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = 10 * time.Second
+	}
+	if opt.Threshold <= opt.Heartbeat {
+		opt.Threshold = 6 * opt.Heartbeat
+	}
+	if opt.ProbeTimeout <= 0 {
+		opt.ProbeTimeout = 30 * time.Second
+	}
+	dn, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn,
+		paths:   &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
+		results: make(chan *wire.Result, 4*len(opt.Layout.Slots)+opt.Prefetch+16),
+		held:    map[uint64]bool{}}, nil
+}
+
+// Run serves until the interchange says shutdown, the pool drains, the
+// interchange is silent past the threshold, or ctx ends (SIGTERM: drain).
+func (p *Pool) Run(ctx context.Context) error {
+	defer p.devnull.Close()
+	endpoint, err := p.probe(ctx)
+	if err != nil {
+		return err
+	}
+	sock, err := zsock.Dealer([]string{endpoint}, p.opt.PoolID, false, p.opt.Security)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", endpoint, err)
+	}
+	defer sock.Close()
+
+	wakeEP := fmt.Sprintf("inproc://htex-pool-wake-%d", wakeSeq.Add(1))
+	wake, _ := zmq.NewSocket(zmq.PULL)
+	wake.SetLinger(0)
+	if err := wake.Bind(wakeEP); err != nil {
+		return err
+	}
+	defer wake.Close()
+
+	tasks := make(chan *wire.Task, len(p.opt.Layout.Slots)+p.opt.Prefetch+1024)
+	var wg sync.WaitGroup
+	slotErr := make(chan error, len(p.opt.Layout.Slots))
+	base := environ()
+	for _, s := range p.opt.Layout.Slots {
+		sl := newSlot(p, s, base)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sl.run(tasks, wakeEP); err != nil {
+				slotErr <- err
+			}
+		}()
+	}
+	defer func() {
+		close(tasks)
+		p.run.killAll()
+		wg.Wait()
+	}()
+
+	send := func(m *wire.Envelope) {
+		b := wire.MustEncode(m)
+		if _, err := sock.SendBytes(b, zmq.DONTWAIT); err != nil {
+			p.log.Debug("send", "err", err)
+		}
+	}
+	register := func() {
+		held := make([]uint64, 0, len(p.held))
+		for id := range p.held {
+			held = append(held, id)
+		}
+		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
+			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
+			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held}
+		if !p.opt.BlockEnd.IsZero() {
+			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
+		}
+		send(&wire.Envelope{Body: &wire.Envelope_Register{Register: r}})
+	}
+	register()
+	p.log.Info("pool started", "pool", p.opt.PoolID, "node", p.opt.Node, "block", p.opt.BlockID,
+		"slots", len(p.opt.Layout.Slots), "interchange", endpoint)
+
+	poller := zmq.NewPoller()
+	poller.Add(sock, zmq.POLLIN)
+	poller.Add(wake, zmq.POLLIN)
+	lastContact := time.Now()
+	lastBeat := time.Now()
+	var batch []*wire.Result
+	stopping := false
+	for {
+		select {
+		case err := <-slotErr:
+			return err
+		default:
+		}
+		if ctx.Err() != nil {
+			// The batch system is taking the node back: stop the tasks and
+			// tell the interchange, which runs them again elsewhere.
+			p.log.Info("terminated: stopping running tasks and leaving", "tasks", len(p.held))
+			p.run.killAll()
+			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
+			time.Sleep(100 * time.Millisecond) // let the goodbye leave before the socket closes
+			return ctx.Err()
+		}
+		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))
+		if p.draining {
+			timeout = min(timeout, 200*time.Millisecond)
+		}
+		if _, err := poller.Poll(max(timeout, 0)); err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
+			return fmt.Errorf("poll: %w", err)
+		}
+		now := time.Now()
+		for {
+			b, err := sock.RecvBytes(zmq.DONTWAIT)
+			if err != nil {
+				break
+			}
+			lastContact = now
+			m, err := wire.Decode(b)
+			if err != nil {
+				var ve *wire.VersionError
+				if errors.As(err, &ve) {
+					return fmt.Errorf("%w: %v", ErrRefused, err)
+				}
+				p.log.Warn("dropping malformed message from the interchange", "err", err)
+				continue
+			}
+			switch body := m.Body.(type) {
+			case *wire.Envelope_Tasks:
+				for _, t := range body.Tasks.Tasks {
+					if len(t.Argv) == 0 && !t.Noop {
+						batch = append(batch, &wire.Result{TaskId: t.Id, ErrorKind: wire.ErrorKind_SPAWN, Error: "empty argv", ExitCode: -1})
+						continue
+					}
+					if t.Noop {
+						us := now.UnixMicro()
+						batch = append(batch, &wire.Result{TaskId: t.Id, StartUnixUs: us, EndUnixUs: us, Attempt: t.Attempt})
+						continue
+					}
+					p.held[t.Id] = true
+					p.busy.Add(1)
+					tasks <- t
+				}
+			case *wire.Envelope_HeartbeatReply:
+			case *wire.Envelope_Reregister:
+				p.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(p.held))
+				register()
+			case *wire.Envelope_CancelTasks:
+				for _, id := range body.CancelTasks.Ids {
+					p.run.cancel(id)
+				}
+			case *wire.Envelope_Drain:
+				p.log.Info("interchange asks this pool to drain")
+				p.startDrain(send)
+			case *wire.Envelope_Shutdown:
+				p.log.Info("interchange asks this pool to shut down", "reason", body.Shutdown.Reason)
+				stopping = true
+			case *wire.Envelope_Refuse:
+				return fmt.Errorf("%w: %s", ErrRefused, body.Refuse.Reason)
+			default:
+				p.log.Warn("dropping unexpected message", "type", fmt.Sprintf("%T", m.Body))
+			}
+		}
+		for {
+			if _, err := wake.RecvBytes(zmq.DONTWAIT); err != nil {
+				break
+			}
+		}
+	results:
+		for {
+			select {
+			case r := <-p.results:
+				delete(p.held, r.TaskId)
+				p.busy.Add(-1)
+				batch = append(batch, r)
+			default:
+				break results
+			}
+		}
+		if len(batch) > 0 {
+			send(&wire.Envelope{Body: &wire.Envelope_Results{Results: &wire.Results{Results: batch}}})
+			batch = nil
+		}
+		if stopping {
+			return nil
+		}
+		if !p.opt.BlockEnd.IsZero() && !p.draining && now.After(p.opt.BlockEnd.Add(-p.opt.DrainPeriod)) {
+			p.log.Info("block end is near: draining", "block_end", p.opt.BlockEnd.Format(time.RFC3339))
+			p.startDrain(send)
+		}
+		if p.draining && len(p.held) == 0 {
+			p.log.Info("drained: exiting")
+			return nil
+		}
+		if now.Sub(lastBeat) >= p.opt.Heartbeat {
+			lastBeat = now
+			held := make([]uint64, 0, len(p.held))
+			for id := range p.held {
+				held = append(held, id)
+			}
+			send(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{Running: held, Busy: p.busy.Load()}}})
+		}
+		if now.Sub(lastContact) > p.opt.Threshold {
+			return fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", now.Sub(lastContact).Round(time.Second))
+		}
+	}
+}
+
+func (p *Pool) startDrain(send func(*wire.Envelope)) {
+	p.draining = true
+	if !p.sentDrain {
+		p.sentDrain = true
+		send(&wire.Envelope{Body: &wire.Envelope_DrainNotice{DrainNotice: &wire.DrainNotice{}}})
+	}
+}
+
+// probe finds the first endpoint whose interchange answers, as HTEx does.
+func (p *Pool) probe(ctx context.Context) (string, error) {
+	if len(p.opt.Endpoints) == 0 {
+		return "", errors.New("no interchange address to connect to")
+	}
+	var socks []*zmq.Socket
+	defer func() {
+		for _, s := range socks {
+			s.Close()
+		}
+	}()
+	poller := zmq.NewPoller()
+	hb := wire.MustEncode(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{}}})
+	for _, ep := range p.opt.Endpoints {
+		s, err := zsock.Dealer([]string{ep}, "", false, p.opt.Security)
+		if err != nil {
+			return "", err
+		}
+		socks = append(socks, s)
+		s.SendBytes(hb, zmq.DONTWAIT)
+		poller.Add(s, zmq.POLLIN)
+	}
+	deadline := time.Now().Add(p.opt.ProbeTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		polled, err := poller.Poll(200 * time.Millisecond)
+		if err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
+			return "", err
+		}
+		for _, pl := range polled {
+			for i, s := range socks {
+				if s == pl.Socket {
+					return p.opt.Endpoints[i], nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("no interchange answered within %s; tried %v (check the daemon runs, the addresses, the worker port and firewalls)",
+		p.opt.ProbeTimeout, p.opt.Endpoints)
+}
