@@ -39,4 +39,3 @@ func TestSubmitWaitResults(t *testing.T) {
 		}
 	}
 }
-
