@@ -201,6 +201,9 @@ func (l *blockLoop) poll(ctx context.Context) {
 	for _, b := range l.blocks {
 		if seen[b.id] {
 			b.registered = true
+			if b.state == providers.Pending {
+				b.state = providers.Running
+			}
 		}
 		st, ok := sts[b.jobID]
 		if !ok || !b.ended.IsZero() {
@@ -345,14 +348,18 @@ func (l *blockLoop) submit(ctx context.Context) {
 		l.record(ctx, b, "block_failed")
 		return
 	}
-	cmd := fmt.Sprintf("%s worker --run-dir %s --block-id %d", shellQuote(l.opt.Executable), shellQuote(l.opt.RunDir), id)
+	prefix := blockscript.Quote(l.opt.Executable)
+	if wc := l.cfg.Executor.WorkerCommand; wc != "" {
+		prefix = wc
+	}
+	cmd := blockscript.WorkerCommand(prefix, l.opt.RunDir, id)
 	script, err := blockscript.Render(l.cfg, blockscript.Params{BlockID: id, RunDir: l.opt.RunDir, BlockDir: dir, WorkerCommand: cmd})
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, "submit.sh"), []byte(script), 0o700)
 	}
 	var jobID string
 	if err == nil {
-		jobID, err = l.prov.Submit(ctx, providers.Submission{BlockID: id, Name: fmt.Sprintf("htex-%s-%d", l.cfg.Executor.Label, id),
+		jobID, err = l.prov.Submit(ctx, providers.Submission{BlockID: id, Name: blockscript.JobName(l.cfg.Executor.Label, id),
 			Script: script, ScriptPath: filepath.Join(dir, "submit.sh"), Dir: dir, Nodes: b.nodes})
 	}
 	if err != nil {
@@ -455,11 +462,4 @@ func (l *blockLoop) ScalerSummary() string {
 		return l.halted + " | " + l.summary
 	}
 	return l.summary
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-=:,+@") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
