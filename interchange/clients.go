@@ -157,6 +157,9 @@ func (s *state) status() *wire.StatusReply {
 		for _, b := range bs.BlockStatuses() {
 			if pb := perBlock[b.Id]; pb != nil {
 				b.Pools, b.Slots, b.Busy = pb.Pools, pb.Slots, pb.Busy
+				if b.State == "pending" {
+					b.State = "running" // a pool registered before the scheduler was polled
+				}
 				if pb.Busy == 0 {
 					b.IdleSinceUnixMs = pb.IdleSinceUnixMs
 				}

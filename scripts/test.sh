@@ -1,0 +1,37 @@
+#!/bin/bash
+# test.sh: every test of htex. Formatting and vet, unit tests, fuzz seed
+# corpora, and the integration tests: the real htexctl binary, real ZeroMQ
+# and SQLite, real worker pools, the PBS emulator, and a real four-node
+# Slurm that this script starts on this machine (as root) and stops after.
+# With CI=true nothing may skip: a missing prerequisite fails the run.
+set -eu
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+
+slurm=--slurm
+[ "$(id -u)" -eq 0 ] || slurm=
+./scripts/install-deps.sh $slurm
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+if [ "$(id -u)" -eq 0 ]; then
+	echo "== starting a local four-node Slurm (scripts/slurm-cluster.sh up)"
+	started_slurm=
+	if ! ./scripts/slurm-cluster.sh status >/dev/null 2>&1; then
+		./scripts/slurm-cluster.sh up
+		started_slurm=1
+	fi
+	trap '[ -n "$started_slurm" ] && ./scripts/slurm-cluster.sh down' EXIT
+else
+	echo "== not root: the Slurm integration tests will skip (they fail when CI=true)"
+fi
+
+echo "== go test -race ./... (unit and integration)"
+go test -race -count=1 -timeout 40m ./...
+echo "== all tests passed"
