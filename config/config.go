@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -134,7 +135,13 @@ func Parse(text string) (*Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if asParseError(err, &perr) {
+			if perr.LastKey != "" {
+				return nil, fmt.Errorf("line %d: %s: %s", perr.Position.Line, perr.LastKey, strings.TrimPrefix(perr.Message, "toml: "))
+			}
 			return nil, fmt.Errorf("line %d, column %d: %s", perr.Position.Line, perr.Position.Col, perr.Message)
+		}
+		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("line %s: %s: want a value of type %s, got %s", m[1], m[2], m[4], m[3])
 		}
 		return nil, err
 	}
@@ -151,6 +158,8 @@ func Parse(text string) (*Config, error) {
 	}
 	return &c, nil
 }
+
+var typeErr = regexp.MustCompile(`line (\d+) \(last key "([^"]+)"\): incompatible types: TOML value has type (\S+); destination has type (\S+)`)
 
 // Default returns the configuration used when no file is given: the local
 // provider, one block, one pool.

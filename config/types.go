@@ -101,11 +101,10 @@ func unknownKeyMessage(key string) string {
 	best, bestD := "", 1<<30
 	for _, k := range knownKeys {
 		d := editDistance(key, k)
-		if i := strings.LastIndexByte(key, '.'); i >= 0 {
-			// compare the leaf too, so a key in the wrong table is found
-			if j := strings.LastIndexByte(k, '.'); j >= 0 {
-				d = min(d, editDistance(key[i+1:], k[j+1:])+1)
-			}
+		// compare the leaves too, so a key in the wrong table is found
+		leaf := key[strings.LastIndexByte(key, '.')+1:]
+		if j := strings.LastIndexByte(k, '.'); j >= 0 {
+			d = min(d, editDistance(leaf, k[j+1:])+1)
 		}
 		if d < bestD {
 			best, bestD = k, d

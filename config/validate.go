@@ -23,6 +23,19 @@ func (c *Config) Validate() error {
 	}
 	if err := checkAffinity(e.CPUAffinity); err != nil {
 		bad("executor.cpu_affinity %q: %v", e.CPUAffinity, err)
+	} else if ranks := strings.Count(e.CPUAffinity, ":"); strings.HasPrefix(e.CPUAffinity, "list:") {
+		// The slot count can never exceed max_workers_per_node or the
+		// number of accelerator entries, whatever the node.
+		limit, by := 0, ""
+		if e.MaxWorkersPerNode > 0 {
+			limit, by = e.MaxWorkersPerNode, "max_workers_per_node"
+		}
+		if n := len(e.AvailableAccelerators); n > 0 && (limit == 0 || n < limit) {
+			limit, by = n, "available_accelerators"
+		}
+		if limit > 0 && ranks > limit {
+			bad("executor.cpu_affinity %q: %d ranks, but %s allows at most %d workers per node", e.CPUAffinity, ranks, by, limit)
+		}
 	}
 	for i, a := range e.AvailableAccelerators {
 		if strings.TrimSpace(a) == "" {

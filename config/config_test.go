@@ -1,0 +1,120 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Provider.Kind != "local" || *c.Provider.InitBlocks != 1 || *c.Provider.MaxBlocks != 1 || !c.Executor.IsEncrypted() ||
+		c.Executor.HeartbeatPeriod.D() != DefaultHeartbeatPeriod || c.Strategy.Kind != "simple" || c.Provider.Launcher != "single" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if got := c.Executor.DrainPeriod.D(); got != 60*time.Second {
+		t.Fatalf("drain_period default %s, want 60s", got)
+	}
+	s, err := Parse("[provider]\nkind = \"slurm\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Provider.Launcher != "srun" || !*s.Provider.Exclusive {
+		t.Fatalf("slurm defaults: launcher %q exclusive %v", s.Provider.Launcher, *s.Provider.Exclusive)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	c, err := Parse(`
+[executor]
+heartbeat_period = "2s"
+heartbeat_threshold = 10
+available_accelerators = 3
+[provider]
+kind = "pbs"
+walltime = "1-02:03:04"
+init_blocks = 2
+max_blocks = 4
+parallelism = 0.5
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Executor.HeartbeatPeriod.D() != 2*time.Second || c.Executor.HeartbeatThreshold.D() != 10*time.Second {
+		t.Fatalf("durations: %v %v", c.Executor.HeartbeatPeriod.D(), c.Executor.HeartbeatThreshold.D())
+	}
+	if strings.Join(c.Executor.AvailableAccelerators, ",") != "0,1,2" {
+		t.Fatalf("accelerators %v", c.Executor.AvailableAccelerators)
+	}
+	wt, _ := c.Provider.WalltimeDuration()
+	if wt != 26*time.Hour+3*time.Minute+4*time.Second {
+		t.Fatalf("walltime %v", wt)
+	}
+	if c.Provider.Place != "scatter" || c.Provider.Launcher != "mpiexec" {
+		t.Fatalf("pbs defaults: place %q launcher %q", c.Provider.Place, c.Provider.Launcher)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       []string // every substring must appear
+	}{
+		{"syntax", "[executor\nx = 1", []string{"line 2, column"}},
+		{"type", "[executor]\ncores_per_worker = \"two\"", []string{"line 2", "executor.cores_per_worker", "float", "string"}},
+		{"unknown key suggests", "[executor]\ncpu_afinity = \"block\"", []string{`unknown key "executor.cpu_afinity"`, `did you mean "executor.cpu_affinity"`}},
+		{"key in the wrong table", "walltime = \"01:00:00\"", []string{`did you mean "provider.walltime"`}},
+		{"walltime format", "[provider]\nwalltime = \"1h\"", []string{`provider.walltime "1h": want HH:MM:SS`}},
+		{"walltime zero", "[provider]\nwalltime = \"00:00:00\"", []string{"must be positive"}},
+		{"parallelism", "[provider]\nparallelism = 1.5", []string{"provider.parallelism 1.5", "[0, 1]"}},
+		{"block order", "[provider]\nmin_blocks = 2\ninit_blocks = 1", []string{"min_blocks <= init_blocks <= max_blocks"}},
+		{"cores_per_worker", "[executor]\ncores_per_worker = -1", []string{"executor.cores_per_worker -1: must be > 0"}},
+		{"affinity value", "[executor]\ncpu_affinity = \"blocks\"", []string{`executor.cpu_affinity "blocks"`}},
+		{"list ranks vs workers", "[executor]\nmax_workers_per_node = 2\ncpu_affinity = \"list:0:1:2\"", []string{"3 ranks", "max_workers_per_node allows at most 2"}},
+		{"list ranks vs accelerators", "[executor]\navailable_accelerators = 2\ncpu_affinity = \"list:0:1:2\"", []string{"available_accelerators allows at most 2"}},
+		{"empty accelerator", "[executor]\navailable_accelerators = [\"0\", \" \"]", []string{"available_accelerators[1]"}},
+		{"accelerator type", "[executor]\navailable_accelerators = 1.5", []string{"available_accelerators"}},
+		{"provider kind", "[provider]\nkind = \"lsf\"", []string{`provider.kind "lsf"`}},
+		{"launcher", "[provider]\nlauncher = \"jsrun\"", []string{`provider.launcher "jsrun"`}},
+		{"strategy", "[strategy]\nkind = \"fast\"", []string{`strategy.kind "fast"`}},
+		{"threshold", "[executor]\nheartbeat_period = 10\nheartbeat_threshold = 5", []string{"heartbeat_threshold"}},
+		{"port range", "[executor]\nworker_port_range = [6000, 5000]", []string{"worker_port_range"}},
+		{"duration", "[executor]\nheartbeat_period = \"soon\"", []string{"duration \"soon\""}},
+		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.text)
+			if err == nil {
+				t.Fatal("Parse accepted a bad config")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzConfig(f *testing.F) {
+	f.Add("[executor]\ncores_per_worker = 2\n[provider]\nkind = \"slurm\"\nwalltime = \"00:10:00\"")
+	f.Add("[executor]\navailable_accelerators = [\"0,1\", \"2\"]\ncpu_affinity = \"list:0-3:4-7\"")
+	f.Add("walltime = 1")
+	f.Add("[provider]\nwalltime = \"1-00:00:00\"\nparallelism = 0.25")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := Parse(text)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse returned a config that does not validate: %v", err)
+		}
+	})
+}
