@@ -213,19 +213,26 @@ func measure(ctx context.Context, cl *client.Client, o Options, n int, progress 
 				taskSent[b.SubmitReply.FirstTaskId+i] = t
 			}
 		case *wire.Envelope_Progress:
+			// Latency comes from the finished tasks the watch reports; the
+			// counts are authoritative for progress, because tasks that
+			// finish before the watch is registered are counted but not
+			// listed.
 			for _, d := range b.Progress.Done {
 				t, ok := taskSent[d.TaskId]
 				if !ok {
-					t = firstBatch // tasks of the first, synchronous request
+					t = firstBatch // tasks of the first request
 				}
 				delete(taskSent, d.TaskId)
 				lat = append(lat, now.Sub(t))
-				received++
-				inflight--
 				if !d.Ok {
 					return nil, fmt.Errorf("task %d failed", d.TaskId)
 				}
 			}
+			if b.Progress.Failed > 0 {
+				return nil, fmt.Errorf("%d tasks failed", b.Progress.Failed)
+			}
+			received = int(b.Progress.Succeeded)
+			inflight = submitted - received
 			if progress != nil {
 				progress(received, n)
 			}
@@ -234,6 +241,9 @@ func measure(ctx context.Context, cl *client.Client, o Options, n int, progress 
 		}
 	}
 	el := time.Since(start)
+	if len(lat) == 0 {
+		return nil, errors.New("no task latency was measured")
+	}
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -23,8 +25,16 @@ import (
 // ErrNoDaemon means no daemon answered at the run directory.
 var ErrNoDaemon = errors.New("no daemon answers")
 
+// ErrSecurity means the daemon answered but the security handshake failed:
+// the keys or the encryption setting do not match the daemon's.
+var ErrSecurity = errors.New("the daemon rejected this client's connection")
+
 // DefaultTimeout bounds each request.
 const DefaultTimeout = 10 * time.Second
+
+// handshakeGrace is how long a failed handshake may wait for another
+// address of the daemon to succeed before the client gives up.
+const handshakeGrace = 500 * time.Millisecond
 
 // Client is a connection to one daemon.
 type Client struct {
@@ -32,9 +42,16 @@ type Client struct {
 	Conn    *rundir.Connection
 	Timeout time.Duration
 	sock    *zmq.Socket
+	hs      *zsock.Handshakes
 	nextReq uint64
 	poller  *zmq.Poller
+	gone    bool // the connection file's daemon pid is gone from this host
 }
+
+// goneGrace bounds the wait for a daemon whose pid no longer exists on
+// this host (killed, leaving its connection file): a live daemon answers
+// within it even when the pid check is fooled (another pid namespace).
+const goneGrace = 2 * time.Second
 
 // Dial reads the run directory and connects. It does not wait for an
 // answer: the first request does.
@@ -58,13 +75,23 @@ func Dial(runDir string) (*Client, error) {
 		sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
 	}
 	eps := endpoints(conn)
-	sock, err := zsock.Dealer(eps, "", true, sec)
+	sock, hs, err := zsock.WatchedDealer(eps, "", true, sec)
 	if err != nil {
 		return nil, err
 	}
 	p := zmq.NewPoller()
 	p.Add(sock, zmq.POLLIN)
-	return &Client{RunDir: runDir, Conn: conn, Timeout: DefaultTimeout, sock: sock, poller: p}, nil
+	return &Client{RunDir: runDir, Conn: conn, Timeout: DefaultTimeout, sock: sock, hs: hs, poller: p, gone: pidGone(conn)}, nil
+}
+
+// pidGone reports whether the connection file names a process on this host
+// that no longer exists.
+func pidGone(c *rundir.Connection) bool {
+	host, _ := os.Hostname()
+	if c.Pid <= 0 || host == "" || host != c.Hostname {
+		return false
+	}
+	return errors.Is(syscall.Kill(c.Pid, 0), syscall.ESRCH)
 }
 
 // endpoints puts loopback first when the daemon runs on this host.
@@ -84,11 +111,47 @@ func endpoints(c *rundir.Connection) []string {
 }
 
 // Close closes the socket.
-func (c *Client) Close() error { return c.sock.Close() }
+func (c *Client) Close() error {
+	c.hs.Close()
+	return c.sock.Close()
+}
 
+// noAnswer is the error of a request that timed out: a handshake failure
+// when one was seen, else no daemon.
 func (c *Client) noAnswer() error {
+	if he := c.hs.Seen(); he != nil {
+		return c.securityError(he)
+	}
+	if c.gone {
+		return fmt.Errorf("%w at %s: the daemon of its connection file (pid %d on %s) is gone (killed?); start one with `htexctl serve`",
+			ErrNoDaemon, c.RunDir, c.Conn.Pid, c.Conn.Hostname)
+	}
 	return fmt.Errorf("%w at %s within %s (is `htexctl serve` running? pid %d on %s in the connection file)",
 		ErrNoDaemon, c.RunDir, c.Timeout, c.Conn.Pid, c.Conn.Hostname)
+}
+
+// rejected returns an error once the handshakes with the daemon have failed
+// for handshakeGrace with none succeeding: no request can get through.
+func (c *Client) rejected() error {
+	if he := c.hs.Failed(handshakeGrace); he != nil {
+		return c.securityError(he)
+	}
+	return nil
+}
+
+func (c *Client) securityError(he *zsock.HandshakeError) error {
+	keys := filepath.Join(c.RunDir, rundir.KeysDir)
+	switch {
+	case he.Refused:
+		return fmt.Errorf("%w: the daemon at %s refused this client's key (ZAP status %d): the keys in %s may not belong to this daemon (copied from another run directory?), or the key in client.key is not a client key (pool keys cannot submit)",
+			ErrSecurity, he.Endpoint, he.Status, keys)
+	case !c.Conn.Encrypted:
+		return fmt.Errorf("%w: the daemon at %s does not accept plain-text clients: %s says encrypted=false, but the daemon listening there is encrypted (or is not the daemon of this run directory)",
+			ErrSecurity, he.Endpoint, filepath.Join(c.RunDir, rundir.ConnectionFile))
+	default:
+		return fmt.Errorf("%w: the encrypted handshake with the daemon at %s failed: the server_public_key in %s or the keys in %s may not belong to this daemon (copied from another run directory?), or the daemon there runs with encrypted = false",
+			ErrSecurity, he.Endpoint, filepath.Join(c.RunDir, rundir.ConnectionFile), keys)
+	}
 }
 
 // send sends a request without waiting.
@@ -101,7 +164,11 @@ func (c *Client) send(m *wire.Envelope) (uint64, error) {
 	}
 	// With ZMQ_IMMEDIATE a send blocks until a connection is up; do it in
 	// DONTWAIT steps so that a dead daemon gives a clear error.
-	deadline := time.Now().Add(c.Timeout)
+	wait := c.Timeout
+	if c.gone {
+		wait = min(wait, goneGrace)
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		_, err := c.sock.SendBytes(b, zmq.DONTWAIT)
 		if err == nil {
@@ -109,6 +176,9 @@ func (c *Client) send(m *wire.Envelope) (uint64, error) {
 		}
 		if zmq.AsErrno(err) != zmq.Errno(11) { // EAGAIN
 			return 0, fmt.Errorf("send: %w", err)
+		}
+		if err := c.rejected(); err != nil {
+			return 0, err
 		}
 		if time.Now().After(deadline) {
 			return 0, c.noAnswer()
@@ -151,6 +221,9 @@ func (c *Client) call(ctx context.Context, m *wire.Envelope) (*wire.Envelope, er
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, c.noAnswer()
+		}
+		if err := c.rejected(); err != nil {
+			return nil, err
 		}
 		r, err := c.recv(min(left, 100*time.Millisecond))
 		if err != nil {
@@ -287,6 +360,9 @@ func (c *Client) Watch(ctx context.Context, jobID uint64, wantResults bool, fn f
 			if _, err := c.send(req); err != nil {
 				return nil, err
 			}
+		}
+		if err := c.rejected(); err != nil {
+			return nil, err
 		}
 		if now.Sub(lastHeard) > silence {
 			return nil, fmt.Errorf("%w at %s for %s while watching job %d", ErrNoDaemon, c.RunDir, silence, jobID)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,8 @@ type block struct {
 	dir         string
 	message     string
 	cancelAsked bool
-	endAt       time.Time
+	endAt       time.Time // the block's end (walltime) as its pools report it
+	seenPools   bool      // the scaler saw pools of it in the interchange's stats
 }
 
 // blockLoop runs the scaler: it observes tasks and pools, decides, submits
@@ -58,11 +60,17 @@ type blockLoop struct {
 	halted   string
 	first    bool
 	spb      int
+
+	decisions int       // scaler decisions made so far; summary is the last
+	decidedAt time.Time // when the last one was made
+	lastWork  time.Time // the last decision that saw queued or running tasks
+	haltTold  bool      // the halt is in the journal
+	gone      []int64   // blocks of the previous daemon that adopt found ended
 }
 
 func newBlockLoop(cfg *config.Config, opt Options, prov providers.Provider, jr *journal.Journal, log *slog.Logger) *blockLoop {
 	p := cfg.Provider
-	return &blockLoop{cfg: cfg, opt: opt, prov: prov, jr: jr, log: log, first: true,
+	return &blockLoop{cfg: cfg, opt: opt, prov: prov, jr: jr, log: log, first: true, lastWork: time.Now(),
 		policy: scale.Policy{Kind: cfg.Strategy.Kind, InitBlocks: *p.InitBlocks, MinBlocks: p.MinBlocks, MaxBlocks: *p.MaxBlocks,
 			Parallelism: *p.Parallelism, MaxIdletime: cfg.Strategy.MaxIdletime.D(), NodesPerBlock: p.NodesPerBlock}}
 }
@@ -92,11 +100,16 @@ func (l *blockLoop) adopt(ctx context.Context) error {
 	}
 	sts, err := l.prov.Status(ctx, ids)
 	if err != nil {
-		l.log.Warn("cannot read the state of the previous run's blocks; treating them as ended", "err", err)
+		// Treating them as ended would submit new blocks beside them and
+		// leave them running untracked: follow them until poll knows.
+		l.log.Warn("cannot read the state of the previous run's blocks yet; adopting them until the scheduler answers", "err", err)
 	}
 	now := time.Now()
 	for _, b := range prev {
 		st, ok := sts[b.JobID]
+		if err != nil && b.JobID != "" {
+			st, ok = providers.Status{State: providers.Pending}, true
+		}
 		rec := journal.Block{ID: b.ID, JobID: b.JobID, Provider: b.Provider, Nodes: b.Nodes, SubmittedAt: b.SubmittedAt,
 			UpdatedAt: now, StderrPath: b.StderrPath, ScriptPath: b.ScriptPath}
 		if ok && !st.State.Terminal() && st.State != providers.Unknown {
@@ -104,6 +117,8 @@ func (l *blockLoop) adopt(ctx context.Context) error {
 				submitted: b.SubmittedAt, dir: filepath.Dir(b.StderrPath), registered: true})
 			l.log.Info("adopted a running block of the previous daemon", "block", b.ID, "job", b.JobID, "state", st.State)
 			l.first = false
+			rec.State = string(st.State)
+			l.recordLater(rec)
 			continue
 		}
 		rec.State, rec.EndedAt = string(providers.Completed), now
@@ -111,6 +126,7 @@ func (l *blockLoop) adopt(ctx context.Context) error {
 			rec.State, rec.Message = string(st.State), st.Message
 		}
 		l.recordLater(rec)
+		l.gone = append(l.gone, b.ID)
 	}
 	return nil
 }
@@ -197,12 +213,19 @@ func (l *blockLoop) poll(ctx context.Context) {
 		seen[p.BlockID] = true
 	}
 	l.mu.Lock()
-	var ended []*block
+	type endedBlock struct {
+		b                  *block
+		failed, registered bool
+		stderr             string
+	}
+	var ended []endedBlock
+	var changed []*block // still live, in a new state: journal it
 	for _, b := range l.blocks {
 		if seen[b.id] {
 			b.registered = true
 			if b.state == providers.Pending {
 				b.state = providers.Running
+				changed = append(changed, b)
 			}
 		}
 		st, ok := sts[b.jobID]
@@ -215,21 +238,36 @@ func (l *blockLoop) poll(ctx context.Context) {
 		if st.State != b.state {
 			l.log.Info("block state", "block", b.id, "job", b.jobID, "from", b.state, "to", st.State, "message", st.Message)
 			b.state = st.State
+			if !st.State.Terminal() && st.State != providers.Unknown && !slices.Contains(changed, b) {
+				changed = append(changed, b)
+			}
 		}
 		if st.State.Terminal() || st.State == providers.Unknown {
 			b.ended = time.Now()
-			if st.Message != "" {
+			if st.Message != "" && !b.cancelAsked { // keep "cancelled: <why>"
 				b.message = st.Message
 			}
-			ended = append(ended, b)
+			// A block the daemon did not cancel failed when no pool of it
+			// ever registered, or when the scheduler says it failed
+			// (pools that crash after registering must not make the
+			// scaler loop either).
+			ended = append(ended, endedBlock{b: b, registered: b.registered,
+				failed: !b.cancelAsked && (!b.registered || st.State == providers.Failed),
+				stderr: filepath.Join(b.dir, "stderr")})
 		}
 	}
 	l.mu.Unlock()
-	for _, b := range ended {
-		failed := !b.registered && !b.cancelAsked
-		if failed {
-			l.fail(b, fmt.Sprintf("block %d ended (%s) before any pool registered; see %s", b.id, b.state, filepath.Join(b.dir, "stderr")))
-		} else if b.registered {
+	for _, b := range changed {
+		l.record(ctx, b, "")
+	}
+	for _, e := range ended {
+		b := e.b
+		switch {
+		case e.failed && !e.registered:
+			l.fail(b, fmt.Sprintf("block %d ended (%s) before any pool registered; see %s", b.id, reason(b), e.stderr))
+		case e.failed:
+			l.fail(b, fmt.Sprintf("block %d failed (%s) after its pools registered; see %s", b.id, reason(b), e.stderr))
+		case e.registered:
 			l.mu.Lock()
 			l.failures = 0
 			l.mu.Unlock()
@@ -240,14 +278,36 @@ func (l *blockLoop) poll(ctx context.Context) {
 	}
 }
 
+// reason is a block's end state with the scheduler's reason, if any.
+func reason(b *block) string {
+	if b.message != "" && b.message != string(b.state) {
+		return string(b.state) + ": " + b.message
+	}
+	return string(b.state)
+}
+
+// oneLine joins the non-blank lines of a (scheduler's) message with "; ",
+// so that status tables and the scaler line stay one line each.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (l *blockLoop) fail(b *block, msg string) {
+	msg = oneLine(msg)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b.message = msg
 	l.failures++
 	l.log.Error("block failed", "block", b.id, "failures_in_a_row", l.failures, "message", msg)
 	if l.failures >= l.cfg.Strategy.MaxBlockFailures && l.halted == "" {
-		l.halted = fmt.Sprintf("stopped submitting blocks after %d failed in a row; last: %s", l.failures, msg)
+		l.halted = fmt.Sprintf("stopped submitting blocks after %d failed in a row (strategy.max_block_failures = %d); fix the cause and restart the daemon; last: %s",
+			l.failures, l.cfg.Strategy.MaxBlockFailures, msg)
 		l.log.Error(l.halted)
 	}
 }
@@ -257,7 +317,7 @@ func (l *blockLoop) step(ctx context.Context) {
 	stats := l.ix.Stats()
 	type agg struct {
 		slots, busy, pools, draining int
-		idle                         time.Time
+		idle, end                    time.Time
 		allIdle                      bool
 	}
 	per := map[int64]*agg{}
@@ -279,14 +339,33 @@ func (l *blockLoop) step(ctx context.Context) {
 			a.idle = p.IdleSince
 		}
 	}
+	for _, p := range stats.Pools {
+		if !p.BlockEnd.IsZero() {
+			per[p.BlockID].end = p.BlockEnd
+		}
+	}
+	now := time.Now()
 	l.mu.Lock()
-	in := scale.Input{Now: time.Now(), First: l.first, Tasks: stats.Queued + stats.Running, Halted: l.halted != ""}
+	in := scale.Input{Now: now, First: l.first, Tasks: stats.Queued + stats.Running, Halted: l.halted != ""}
+	if in.Tasks > 0 {
+		l.lastWork = now
+	} else {
+		in.NoWorkSince = l.lastWork
+	}
 	for _, b := range l.blocks {
+		a := per[b.id]
+		if a != nil {
+			b.seenPools = true
+			if !a.end.IsZero() {
+				b.endAt = a.end
+			}
+		}
 		if !b.ended.IsZero() || b.cancelAsked {
 			continue
 		}
-		sb := scale.Block{ID: b.id, Pending: true}
-		if a := per[b.id]; a != nil {
+		sb := scale.Block{ID: b.id, Pending: true, Submitted: b.submitted}
+		switch {
+		case a != nil:
 			sb.Pending = false
 			sb.Slots, sb.Busy = a.slots, a.busy
 			sb.Draining = a.draining == a.pools
@@ -294,22 +373,45 @@ func (l *blockLoop) step(ctx context.Context) {
 				sb.IdleSince = a.idle
 			}
 			l.spb = max(l.spb, a.slots)
+		case b.seenPools:
+			// Its pools were here and are gone (drained, or lost): the
+			// block is ending, or its pools come back; either way it is
+			// not pending, and not live.
+			sb.Pending, sb.Draining = false, true
 		}
 		in.Blocks = append(in.Blocks, sb)
 	}
 	in.SlotsPerBlock = l.spb
 	l.first = false
+	prev := l.summary
 	l.mu.Unlock()
 
 	d := scale.Decide(l.policy, in)
-	if d.Submit > 0 || len(d.Cancel) > 0 || d.Summary != l.summaryNoTime() {
-		l.log.Info("scaler", "decision", d.Summary)
-	}
 	l.mu.Lock()
-	l.summary = time.Now().Format(time.TimeOnly) + " " + d.Summary
+	l.summary, l.decidedAt = d.Summary, now
+	l.decisions++
+	n := l.decisions
+	halt := l.halted
+	tellHalt := halt != "" && !l.haltTold
+	l.haltTold = l.haltTold || tellHalt
 	l.mu.Unlock()
-	if d.Submit > 0 || len(d.Cancel) > 0 {
-		l.ix.Do(ctx, func(st *interchange.State) { st.Event("scaler", 0, d.Summary) })
+	// Every decision is logged with its numbers (debug when nothing changed
+	// since the last one); those that act go to the journal as well.
+	acts := d.Submit > 0 || len(d.Cancel) > 0
+	if acts || d.Summary != prev {
+		l.log.Info("scaler", "decision", n, "summary", d.Summary)
+	} else {
+		l.log.Debug("scaler", "decision", n, "summary", d.Summary)
+	}
+	if acts || tellHalt {
+		l.ix.Do(ctx, func(st *interchange.State) {
+			if acts {
+				st.Event("scaler", 0, d.Summary)
+			}
+			if tellHalt {
+				st.Event("scaler_halted", 0, halt)
+			}
+		})
 	}
 	for range d.Submit {
 		if ctx.Err() != nil {
@@ -318,17 +420,29 @@ func (l *blockLoop) step(ctx context.Context) {
 		l.submit(ctx)
 	}
 	if len(d.Cancel) > 0 {
-		l.cancel(ctx, d.Cancel, "idle")
+		l.scaleIn(ctx, d.Cancel)
 	}
 }
 
-func (l *blockLoop) summaryNoTime() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if i := strings.IndexByte(l.summary, ' '); i >= 0 {
-		return l.summary[i+1:]
+// scaleIn cancels the idle blocks the scaler chose. The interchange checks
+// again, on its own loop, that no pool of each holds a task, and drains
+// them in the same step, so a task dispatched since the scaler looked is
+// never killed: such a block is kept.
+func (l *blockLoop) scaleIn(ctx context.Context, ids []int64) {
+	var idle []int64
+	l.ix.Do(ctx, func(st *interchange.State) {
+		for _, id := range ids {
+			if st.DrainIdleBlock(id) {
+				idle = append(idle, id)
+			}
+		}
+	})
+	if len(idle) < len(ids) {
+		l.log.Info("scale-in: kept blocks that took a task meanwhile", "chosen", ids, "cancelled", idle)
 	}
-	return l.summary
+	if len(idle) > 0 {
+		l.cancel(ctx, idle, "idle")
+	}
 }
 
 // submit renders, writes and submits one block.
@@ -363,9 +477,11 @@ func (l *blockLoop) submit(ctx context.Context) {
 			Script: script, ScriptPath: filepath.Join(dir, "submit.sh"), Dir: dir, Nodes: b.nodes})
 	}
 	if err != nil {
-		msg := fmt.Sprintf("submit block %d: %v", id, err)
-		os.WriteFile(filepath.Join(dir, "stderr"), []byte(msg+"\n"), 0o600)
-		l.fail(b, msg)
+		// The block's stderr holds the scheduler's full answer; its
+		// message (status, daemon.log, the scaler line) names that file.
+		stderr := filepath.Join(dir, "stderr")
+		os.WriteFile(stderr, []byte(fmt.Sprintf("submit block %d: %v\n", id, err)), 0o600)
+		l.fail(b, fmt.Sprintf("submit block %d failed: %v; see %s", id, err, stderr))
 		l.mu.Lock()
 		b.ended, b.state = time.Now(), providers.Failed
 		l.mu.Unlock()
@@ -406,7 +522,9 @@ func (l *blockLoop) cancel(ctx context.Context, ids []int64, why string) {
 	}
 	l.log.Info("blocks cancelled", "blocks", ids, "why", why)
 	for _, b := range bs {
+		l.mu.Lock()
 		b.message = "cancelled: " + why
+		l.mu.Unlock()
 		l.record(ctx, b, "block_cancelled")
 	}
 }
@@ -434,6 +552,18 @@ func (l *blockLoop) wait() {
 	}
 }
 
+// PoolRegistered implements interchange.PoolWatcher: it marks the block
+// started the moment one of its pools registers.
+func (l *blockLoop) PoolRegistered(blockID int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range l.blocks {
+		if b.id == blockID {
+			b.registered = true
+		}
+	}
+}
+
 // BlockStatuses implements interchange.BlockSource.
 func (l *blockLoop) BlockStatuses() []*wire.BlockStatus {
 	l.mu.Lock()
@@ -445,6 +575,9 @@ func (l *blockLoop) BlockStatuses() []*wire.BlockStatus {
 		}
 		bs := &wire.BlockStatus{Id: b.id, JobId: b.jobID, State: string(b.state), Nodes: int32(b.nodes),
 			Message: b.message, StderrPath: filepath.Join(b.dir, "stderr")}
+		if !b.endAt.IsZero() {
+			bs.EndUnixMs = b.endAt.UnixMilli()
+		}
 		if !b.ended.IsZero() && !b.state.Terminal() {
 			bs.State = "ended"
 		}
@@ -455,11 +588,17 @@ func (l *blockLoop) BlockStatuses() []*wire.BlockStatus {
 }
 
 // ScalerSummary implements interchange.BlockSource.
+// The form is "decision #N at HH:MM:SS: <summary>", after the reason the
+// daemon stopped submitting blocks, if it did.
 func (l *blockLoop) ScalerSummary() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.halted != "" {
-		return l.halted + " | " + l.summary
+	s := ""
+	if l.decisions > 0 {
+		s = fmt.Sprintf("decision #%d at %s: %s", l.decisions, l.decidedAt.Format(time.TimeOnly), l.summary)
 	}
-	return l.summary
+	if l.halted != "" {
+		return l.halted + " | " + s
+	}
+	return s
 }

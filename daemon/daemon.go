@@ -96,8 +96,11 @@ func Run(ctx context.Context, opt Options) error {
 	if clientPort == 0 {
 		clientPort = metaInt(jr, "client_port")
 	}
-	if workerPort == 0 && cfg.Executor.WorkerPortRange == [2]int{} {
-		workerPort = metaInt(jr, "worker_port")
+	if workerPort == 0 { // with worker_port_range: the previous port if it is in the range
+		prev, r := metaInt(jr, "worker_port"), cfg.Executor.WorkerPortRange
+		if r == [2]int{} || (prev >= r[0] && prev <= r[1]) {
+			workerPort = prev
+		}
 	}
 	prov, err := newProvider(cfg)
 	if err != nil {
@@ -111,6 +114,7 @@ func Run(ctx context.Context, opt Options) error {
 		Encrypted: enc, ServerSecret: serverKeys.Secret,
 		HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 		DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
+		DrainPeriod: cfg.Executor.DrainPeriod.D(),
 	})
 	if err != nil && (clientPort != cfg.Executor.ClientPort || workerPort != cfg.Executor.WorkerPort) {
 		log.Warn("could not bind the ports of the previous run; taking new ones (pools of that run will not find this daemon)", "err", err)
@@ -120,6 +124,7 @@ func Run(ctx context.Context, opt Options) error {
 			Encrypted: enc, ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
+			DrainPeriod: cfg.Executor.DrainPeriod.D(),
 		})
 	}
 	if err != nil {
@@ -134,6 +139,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err := blocks.adopt(ctx); err != nil {
 		return err
 	}
+	ix.ForgetBlocks(blocks.gone)
 
 	host, _ := os.Hostname()
 	conn := &rundir.Connection{

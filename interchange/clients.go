@@ -228,6 +228,7 @@ func (s *state) watch(id []byte, reqID uint64, r *wire.WatchRequest) {
 	if w == nil {
 		w = &watcher{id: append([]byte(nil), id...), wantResults: r.WantResults}
 		j.watchers = append(j.watchers, w)
+		s.watched[j.id] = j
 	}
 	w.renewed = s.now
 	w.dirty = true
@@ -235,10 +236,7 @@ func (s *state) watch(id []byte, reqID uint64, r *wire.WatchRequest) {
 
 // flushWatchers sends progress to the watchers of jobs that changed.
 func (s *state) flushWatchers() {
-	for _, j := range s.jobs {
-		if len(j.watchers) == 0 {
-			continue
-		}
+	for _, j := range s.watched {
 		dirty := s.jobsDirty[j.id]
 		for _, w := range j.watchers {
 			if !dirty && !w.dirty {

@@ -12,6 +12,7 @@ type State struct{ s *state }
 // BlockEnded removes the pools of a block the scheduler reports as ended
 // (without waiting for their heartbeats to lapse) and retries their tasks.
 func (st *State) BlockEnded(blockID int64, why string) {
+	st.s.formerBlockEnded(blockID, why, st.s.now)
 	for _, p := range append([]*pool(nil), st.s.poolOrder...) {
 		if p.reg.BlockId == blockID {
 			st.s.lose(p, why)
@@ -20,14 +21,32 @@ func (st *State) BlockEnded(blockID int64, why string) {
 }
 
 // DrainBlock tells the pools of a block to take no new tasks and exit when
-// idle (scale-in).
+// idle (scale-in). Pools of the block that register later (the block was
+// starting as it was cancelled) are drained as they register.
 func (st *State) DrainBlock(blockID int64) {
+	if st.s.drainBlocks == nil {
+		st.s.drainBlocks = map[int64]bool{}
+	}
+	st.s.drainBlocks[blockID] = true
 	for _, p := range st.s.poolOrder {
 		if p.reg.BlockId == blockID {
 			p.draining = true
 			st.s.ix.send(st.s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
 		}
 	}
+}
+
+// DrainIdleBlock is DrainBlock for scale-in: it drains the block only when
+// none of its pools holds a task, and reports whether it did. Checked and
+// done in one step of the loop, so no task is dispatched in between.
+func (st *State) DrainIdleBlock(blockID int64) bool {
+	for _, p := range st.s.poolOrder {
+		if p.reg.BlockId == blockID && len(p.running) > 0 {
+			return false
+		}
+	}
+	st.DrainBlock(blockID)
+	return true
 }
 
 // StopDispatch stops handing out tasks (daemon shutdown).

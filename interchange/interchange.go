@@ -27,6 +27,14 @@ type BlockSource interface {
 	ScalerSummary() string
 }
 
+// PoolWatcher is implemented by a BlockSource that wants to hear, as it
+// happens, that a pool of a block registered: a block whose pools register
+// and vanish between two samples of Stats has still started. It is called
+// on the interchange's loop and must not block on it (no Do).
+type PoolWatcher interface {
+	PoolRegistered(blockID int64)
+}
+
 // Options configure an interchange.
 type Options struct {
 	Label              string
@@ -45,6 +53,10 @@ type Options struct {
 	Log                *slog.Logger
 	Blocks             BlockSource
 	Warning            string // shown by status (e.g. "encryption is off")
+
+	// DrainPeriod (executor.drain_period): a pool whose block ends within
+	// it gets no new tasks. 0 = only when the pool says it drains.
+	DrainPeriod time.Duration
 }
 
 // Stats is a snapshot for the scaler, refreshed by the loop.

@@ -33,7 +33,7 @@ func (s *state) handleWorker(id, payload []byte) {
 		p.lastSeen = s.now
 		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
 	case *wire.Envelope_Results:
-		s.results(string(id), p, b.Results.Results)
+		s.resultsMsg(id, p, b.Results)
 	case *wire.Envelope_Shutdown:
 		if p != nil {
 			s.log.Warn("pool left", "pool", p.id, "node", p.reg.Node, "block", p.reg.BlockId, "reason", b.Shutdown.Reason, "tasks", len(p.running))
@@ -95,6 +95,13 @@ func (s *state) register(id []byte, r *wire.Register) {
 	if len(stale) > 0 {
 		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: stale}}})
 	}
+	// Results the pool sent that were never acknowledged (lost with an
+	// earlier daemon, or on a broken connection) count now, in the same
+	// step as the registration, so that no dispatch comes in between.
+	for _, m := range r.Unacked {
+		s.resultsMsg(id, p, m)
+	}
+	s.registered(p)
 	if len(p.running) > 0 {
 		p.idleSince = time.Time{}
 	}
@@ -103,12 +110,33 @@ func (s *state) register(id []byte, r *wire.Register) {
 	s.event("pool_registered", r.BlockId, p.id, 0, "")
 	s.log.Info("pool registered", "pool", p.id, "node", r.Node, "block", r.BlockId, "slots", r.Slots,
 		"cpus", r.Cpus, "held_tasks", len(r.Running))
+	if w, ok := s.ix.opt.Blocks.(PoolWatcher); ok {
+		w.PoolRegistered(r.BlockId)
+	}
+	if s.drainBlocks[r.BlockId] { // its block is being cancelled
+		p.draining = true
+		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
+	}
 	s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
+}
+
+// resultsMsg handles one Results message of a pool and acknowledges it
+// once the journal batch that holds its results has committed: until then
+// the pool keeps the results to send them again.
+func (s *state) resultsMsg(id []byte, p *pool, m *wire.Results) {
+	s.results(string(id), p, m.Results)
+	if m.Seq != 0 {
+		s.posts = append(s.posts, post{ackPool: string(id), ackSeq: m.Seq})
+	}
 }
 
 func (s *state) results(id string, p *pool, rs []*wire.Result) {
 	if p != nil {
 		p.lastSeen = s.now
+	} else {
+		// A pool of the previous daemon that has not registered again yet:
+		// the journal says where it runs.
+		p = s.formerStand(id)
 	}
 	for _, r := range rs {
 		t := s.tasks[r.TaskId]

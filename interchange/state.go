@@ -53,6 +53,8 @@ type post struct {
 	msg     *wire.Envelope
 	done    *doneTask
 	newJobs []uint64
+	ackPool string // pool identity whose Results message ackSeq to acknowledge
+	ackSeq  uint64
 }
 
 type doneTask struct {
@@ -75,11 +77,22 @@ type state struct {
 	nextJob   uint64
 	nextTask  uint64
 
+	// drainBlocks are the blocks being cancelled: their pools take no tasks.
+	drainBlocks map[int64]bool
+
+	// After a restart (resume.go): the pools of the previous daemon not yet
+	// registered again, and the restored tasks held back until they are.
+	former    map[string]*formerPool
+	restored  []*task
+	holding   bool
+	holdUntil time.Time
+
 	writer    *writer
 	pending   *journal.Batch
 	posts     []post
 	lastTick  time.Time
 	jobsDirty map[uint64]bool
+	watched   map[uint64]*job // jobs with at least one watcher
 }
 
 func newState(ix *Interchange) *state {
@@ -90,6 +103,7 @@ func newState(ix *Interchange) *state {
 		pools:     map[string]*pool{},
 		pending:   &journal.Batch{},
 		jobsDirty: map[uint64]bool{},
+		watched:   map[uint64]*job{},
 		nextJob:   1, nextTask: 1,
 	}
 }
@@ -113,11 +127,12 @@ func (s *state) restore() error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	restored := make([]*task, 0, len(unfinished))
 	for _, jt := range unfinished {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt)}
 		s.tasks[t.id] = t
-		s.queue.push(t)
+		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
 		}
@@ -125,6 +140,11 @@ func (s *state) restore() error {
 	if len(unfinished) > 0 {
 		s.log.Info("resumed unfinished tasks from the journal", "tasks", len(unfinished))
 	}
+	pools, err := j.Pools(true)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	s.loadFormer(pools, restored, time.Now())
 	return nil
 }
 
@@ -142,6 +162,7 @@ func (s *state) tick(now time.Time) {
 		return
 	}
 	s.lastTick = now
+	s.releaseRestored(now)
 	thr := s.ix.opt.HeartbeatThreshold
 	for _, p := range s.poolOrder {
 		if now.Sub(p.lastSeen) > thr {
@@ -150,10 +171,7 @@ func (s *state) tick(now time.Time) {
 			s.lose(p, "missed heartbeats for "+thr.String())
 		}
 	}
-	for _, j := range s.jobs {
-		if len(j.watchers) == 0 {
-			continue
-		}
+	for _, j := range s.watched {
 		keep := j.watchers[:0]
 		for _, w := range j.watchers {
 			if now.Sub(w.renewed) < 10*time.Second {
@@ -161,6 +179,9 @@ func (s *state) tick(now time.Time) {
 			}
 		}
 		j.watchers = keep
+		if len(keep) == 0 {
+			delete(s.watched, j.id)
+		}
 	}
 }
 
@@ -170,7 +191,7 @@ func (s *state) lose(p *pool, why string) {
 	ended := s.now
 	s.pending.Pools = append(s.pending.Pools, journal.Pool{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
 		Hostname: p.reg.Hostname, CPUs: int(p.reg.Cpus), MemoryGB: p.reg.MemoryGb, Slots: int(p.reg.Slots),
-		RegisteredAt: time.UnixMilli(0), LostAt: ended})
+		LostAt: ended}) // zero RegisteredAt: the first registration's time stays
 	s.event("pool_lost", p.reg.BlockId, p.id, 0, why)
 	for _, t := range p.running {
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
@@ -268,7 +289,7 @@ func (s *state) dispatch() {
 	for i := 0; i < n && s.queue.Len() > 0; i++ {
 		p := s.poolOrder[(s.rr+i)%n]
 		free := p.capacity - len(p.running)
-		if free <= 0 || p.draining {
+		if free <= 0 || s.draining(p) {
 			continue
 		}
 		var batch []*wire.Task
@@ -306,12 +327,32 @@ func (s *state) dispatch() {
 	}
 }
 
-// fits reports whether a task's time limit fits the pool's remaining time.
+// draining reports whether a pool takes no new tasks: it drains (it said
+// so, or it was told to), or its block ends within the drain period. The
+// pool drains itself then, but its notice may still be on its way.
+func (s *state) draining(p *pool) bool {
+	if p.draining {
+		return true
+	}
+	dp := s.ix.opt.DrainPeriod
+	return dp > 0 && !p.blockEnd.IsZero() && !s.now.Before(p.blockEnd.Add(-dp))
+}
+
+// fitMargin is added to a task's time limit when it is checked against its
+// pool's block end: the pool kills a task at its limit with a grace of 2 s
+// (worker killGrace) and then reports it; the batch script stamps the end
+// a little after the scheduler started the job.
+const fitMargin = 5 * time.Second
+
+// fits reports whether a task's time limit, with fitMargin, fits the pool's
+// remaining time. The drain period does not shorten it: a pool that drains
+// takes no new tasks, but runs those it has to their end. Tasks without a
+// limit fit any pool that is not draining.
 func (s *state) fits(t *task, p *pool) bool {
 	if p.blockEnd.IsZero() || t.spec.TimeoutMs <= 0 {
 		return true
 	}
-	return s.now.Add(time.Duration(t.spec.TimeoutMs) * time.Millisecond).Before(p.blockEnd)
+	return !s.now.Add(time.Duration(t.spec.TimeoutMs)*time.Millisecond + fitMargin).After(p.blockEnd)
 }
 
 func (s *state) snapshot(now time.Time) Stats {
@@ -319,7 +360,7 @@ func (s *state) snapshot(now time.Time) Stats {
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: len(p.running), IdleSince: p.idleSince, Draining: p.draining, BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: len(p.running), IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = len(s.tasks) - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })

@@ -87,7 +87,15 @@ func (s *state) flushJournalSync() {
 }
 
 func (s *state) applyPosts(posts []post) {
+	var acks map[string][]uint64 // one ResultsAck per pool and commit
 	for _, p := range posts {
+		if p.ackSeq != 0 {
+			if acks == nil {
+				acks = map[string][]uint64{}
+			}
+			acks[p.ackPool] = append(acks[p.ackPool], p.ackSeq)
+			continue
+		}
 		if p.msg != nil {
 			s.reply(p.reply, p.reqID, p.msg)
 		}
@@ -111,5 +119,8 @@ func (s *state) applyPosts(posts []post) {
 				}
 			}
 		}
+	}
+	for id, seqs := range acks {
+		s.ix.send(s.ix.workerSock, []byte(id), &wire.Envelope{Body: &wire.Envelope_ResultsAck{ResultsAck: &wire.ResultsAck{Seqs: seqs}}})
 	}
 }

@@ -103,6 +103,7 @@ type Envelope struct {
 	//	*Envelope_Refuse
 	//	*Envelope_Reregister
 	//	*Envelope_CancelTasks
+	//	*Envelope_ResultsAck
 	//	*Envelope_Submit
 	//	*Envelope_Status
 	//	*Envelope_ResultsRequest
@@ -270,6 +271,15 @@ func (x *Envelope) GetCancelTasks() *CancelTasks {
 	return nil
 }
 
+func (x *Envelope) GetResultsAck() *ResultsAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_ResultsAck); ok {
+			return x.ResultsAck
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetSubmit() *SubmitRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_Submit); ok {
@@ -428,6 +438,10 @@ type Envelope_CancelTasks struct {
 	CancelTasks *CancelTasks `protobuf:"bytes,26,opt,name=cancel_tasks,json=cancelTasks,proto3,oneof"`
 }
 
+type Envelope_ResultsAck struct {
+	ResultsAck *ResultsAck `protobuf:"bytes,27,opt,name=results_ack,json=resultsAck,proto3,oneof"`
+}
+
 type Envelope_Submit struct {
 	// client -> interchange
 	Submit *SubmitRequest `protobuf:"bytes,30,opt,name=submit,proto3,oneof"`
@@ -500,6 +514,8 @@ func (*Envelope_Reregister) isEnvelope_Body() {}
 
 func (*Envelope_CancelTasks) isEnvelope_Body() {}
 
+func (*Envelope_ResultsAck) isEnvelope_Body() {}
+
 func (*Envelope_Submit) isEnvelope_Body() {}
 
 func (*Envelope_Status) isEnvelope_Body() {}
@@ -538,8 +554,11 @@ type Register struct {
 	BlockEndUnixMs int64                  `protobuf:"varint,10,opt,name=block_end_unix_ms,json=blockEndUnixMs,proto3" json:"block_end_unix_ms,omitempty"` // 0 = unknown
 	Running        []uint64               `protobuf:"varint,11,rep,packed,name=running,proto3" json:"running,omitempty"`                                  // task ids this pool still holds (re-registration)
 	Build          string                 `protobuf:"bytes,12,opt,name=build,proto3" json:"build,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Results messages the pool sent and the interchange has not acknowledged
+	// (re-registration, e.g. after a daemon restart): they may have been lost.
+	Unacked       []*Results `protobuf:"bytes,13,rep,name=unacked,proto3" json:"unacked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Register) Reset() {
@@ -654,6 +673,13 @@ func (x *Register) GetBuild() string {
 		return x.Build
 	}
 	return ""
+}
+
+func (x *Register) GetUnacked() []*Results {
+	if x != nil {
+		return x.Unacked
+	}
+	return nil
 }
 
 type Heartbeat struct {
@@ -1045,8 +1071,11 @@ func (x *Result) GetAttempt() int32 {
 }
 
 type Results struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*Result              `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*Result              `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Numbered by the pool (from 1); the interchange acknowledges each
+	// number once the results are in its journal. 0 = not numbered.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1088,6 +1117,59 @@ func (x *Results) GetResults() []*Result {
 	return nil
 }
 
+func (x *Results) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// ResultsAck: these Results messages of the pool are durable (or were
+// ignored as duplicates); the pool may forget them.
+type ResultsAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seqs          []uint64               `protobuf:"varint,1,rep,packed,name=seqs,proto3" json:"seqs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultsAck) Reset() {
+	*x = ResultsAck{}
+	mi := &file_wire_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsAck) ProtoMessage() {}
+
+func (x *ResultsAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsAck.ProtoReflect.Descriptor instead.
+func (*ResultsAck) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResultsAck) GetSeqs() []uint64 {
+	if x != nil {
+		return x.Seqs
+	}
+	return nil
+}
+
 type DrainNotice struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1096,7 +1178,7 @@ type DrainNotice struct {
 
 func (x *DrainNotice) Reset() {
 	*x = DrainNotice{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1190,7 @@ func (x *DrainNotice) String() string {
 func (*DrainNotice) ProtoMessage() {}
 
 func (x *DrainNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1203,7 @@ func (x *DrainNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNotice.ProtoReflect.Descriptor instead.
 func (*DrainNotice) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 type Drain struct {
@@ -1132,7 +1214,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1226,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1239,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 type Shutdown struct {
@@ -1169,7 +1251,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1263,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1276,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Shutdown) GetReason() string {
@@ -1213,7 +1295,7 @@ type Refuse struct {
 
 func (x *Refuse) Reset() {
 	*x = Refuse{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1307,7 @@ func (x *Refuse) String() string {
 func (*Refuse) ProtoMessage() {}
 
 func (x *Refuse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1320,7 @@ func (x *Refuse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refuse.ProtoReflect.Descriptor instead.
 func (*Refuse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Refuse) GetReason() string {
@@ -1256,7 +1338,7 @@ type Reregister struct {
 
 func (x *Reregister) Reset() {
 	*x = Reregister{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1350,7 @@ func (x *Reregister) String() string {
 func (*Reregister) ProtoMessage() {}
 
 func (x *Reregister) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1363,7 @@ func (x *Reregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reregister.ProtoReflect.Descriptor instead.
 func (*Reregister) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 type CancelTasks struct {
@@ -1293,7 +1375,7 @@ type CancelTasks struct {
 
 func (x *CancelTasks) Reset() {
 	*x = CancelTasks{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1387,7 @@ func (x *CancelTasks) String() string {
 func (*CancelTasks) ProtoMessage() {}
 
 func (x *CancelTasks) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1400,7 @@ func (x *CancelTasks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTasks.ProtoReflect.Descriptor instead.
 func (*CancelTasks) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelTasks) GetIds() []uint64 {
@@ -1346,7 +1428,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1440,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1453,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskSpec) GetArgv() []string {
@@ -1456,7 +1538,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1550,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1563,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitRequest) GetTasks() []*TaskSpec {
@@ -1523,7 +1605,7 @@ type SubmitReply struct {
 
 func (x *SubmitReply) Reset() {
 	*x = SubmitReply{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1617,7 @@ func (x *SubmitReply) String() string {
 func (*SubmitReply) ProtoMessage() {}
 
 func (x *SubmitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1630,7 @@ func (x *SubmitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReply.ProtoReflect.Descriptor instead.
 func (*SubmitReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitReply) GetJobId() uint64 {
@@ -1580,7 +1662,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1674,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1687,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 type BlockStatus struct {
@@ -1627,7 +1709,7 @@ type BlockStatus struct {
 
 func (x *BlockStatus) Reset() {
 	*x = BlockStatus{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1721,7 @@ func (x *BlockStatus) String() string {
 func (*BlockStatus) ProtoMessage() {}
 
 func (x *BlockStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1734,7 @@ func (x *BlockStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockStatus.ProtoReflect.Descriptor instead.
 func (*BlockStatus) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BlockStatus) GetId() int64 {
@@ -1747,7 +1829,7 @@ type PoolStatus struct {
 
 func (x *PoolStatus) Reset() {
 	*x = PoolStatus{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1841,7 @@ func (x *PoolStatus) String() string {
 func (*PoolStatus) ProtoMessage() {}
 
 func (x *PoolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1854,7 @@ func (x *PoolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStatus.ProtoReflect.Descriptor instead.
 func (*PoolStatus) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PoolStatus) GetId() string {
@@ -1846,7 +1928,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1940,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1953,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusReply) GetLabel() string {
@@ -1983,7 +2065,7 @@ type ResultsRequest struct {
 
 func (x *ResultsRequest) Reset() {
 	*x = ResultsRequest{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2077,7 @@ func (x *ResultsRequest) String() string {
 func (*ResultsRequest) ProtoMessage() {}
 
 func (x *ResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2090,7 @@ func (x *ResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultsRequest.ProtoReflect.Descriptor instead.
 func (*ResultsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResultsRequest) GetJobId() uint64 {
@@ -2055,7 +2137,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2149,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2162,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskResult) GetTaskId() uint64 {
@@ -2198,7 +2280,7 @@ type ResultsReply struct {
 
 func (x *ResultsReply) Reset() {
 	*x = ResultsReply{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2292,7 @@ func (x *ResultsReply) String() string {
 func (*ResultsReply) ProtoMessage() {}
 
 func (x *ResultsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2305,7 @@ func (x *ResultsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultsReply.ProtoReflect.Descriptor instead.
 func (*ResultsReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResultsReply) GetResults() []*TaskResult {
@@ -2254,7 +2336,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2348,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2361,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchRequest) GetJobId() uint64 {
@@ -2307,7 +2389,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2401,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2414,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{25}
+	return file_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Done) GetTaskId() uint64 {
@@ -2372,7 +2454,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2466,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2479,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{26}
+	return file_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Progress) GetJobId() uint64 {
@@ -2465,7 +2547,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2559,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2572,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{27}
+	return file_wire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelRequest) GetJobId() uint64 {
@@ -2508,7 +2590,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2602,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2615,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{28}
+	return file_wire_proto_rawDescGZIP(), []int{29}
 }
 
 type ErrorReply struct {
@@ -2545,7 +2627,7 @@ type ErrorReply struct {
 
 func (x *ErrorReply) Reset() {
 	*x = ErrorReply{}
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2639,7 @@ func (x *ErrorReply) String() string {
 func (*ErrorReply) ProtoMessage() {}
 
 func (x *ErrorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2652,7 @@ func (x *ErrorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorReply.ProtoReflect.Descriptor instead.
 func (*ErrorReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ErrorReply) GetMessage() string {
@@ -2589,7 +2671,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2683,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2696,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{30}
+	return file_wire_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Ack) GetMessage() string {
@@ -2629,7 +2711,7 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\thtex.wire\"\x92\n" +
+	"wire.proto\x12\thtex.wire\"\xcc\n" +
 	"\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
@@ -2648,7 +2730,9 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"reregister\x18\x19 \x01(\v2\x15.htex.wire.ReregisterH\x00R\n" +
 	"reregister\x12;\n" +
-	"\fcancel_tasks\x18\x1a \x01(\v2\x16.htex.wire.CancelTasksH\x00R\vcancelTasks\x122\n" +
+	"\fcancel_tasks\x18\x1a \x01(\v2\x16.htex.wire.CancelTasksH\x00R\vcancelTasks\x128\n" +
+	"\vresults_ack\x18\x1b \x01(\v2\x15.htex.wire.ResultsAckH\x00R\n" +
+	"resultsAck\x122\n" +
 	"\x06submit\x18\x1e \x01(\v2\x18.htex.wire.SubmitRequestH\x00R\x06submit\x122\n" +
 	"\x06status\x18\x1f \x01(\v2\x18.htex.wire.StatusRequestH\x00R\x06status\x12D\n" +
 	"\x0fresults_request\x18  \x01(\v2\x19.htex.wire.ResultsRequestH\x00R\x0eresultsRequest\x12/\n" +
@@ -2661,7 +2745,7 @@ const file_wire_proto_rawDesc = "" +
 	"\bprogress\x18+ \x01(\v2\x13.htex.wire.ProgressH\x00R\bprogress\x12-\n" +
 	"\x05error\x18, \x01(\v2\x15.htex.wire.ErrorReplyH\x00R\x05error\x12\"\n" +
 	"\x03ack\x18- \x01(\v2\x0e.htex.wire.AckH\x00R\x03ackB\x06\n" +
-	"\x04body\"\xd0\x02\n" +
+	"\x04body\"\xfe\x02\n" +
 	"\bRegister\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -2675,7 +2759,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x11block_end_unix_ms\x18\n" +
 	" \x01(\x03R\x0eblockEndUnixMs\x12\x18\n" +
 	"\arunning\x18\v \x03(\x04R\arunning\x12\x14\n" +
-	"\x05build\x18\f \x01(\tR\x05build\"9\n" +
+	"\x05build\x18\f \x01(\tR\x05build\x12,\n" +
+	"\aunacked\x18\r \x03(\v2\x12.htex.wire.ResultsR\aunacked\"9\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\x04R\arunning\x12\x12\n" +
 	"\x04busy\x18\x02 \x01(\x05R\x04busy\"0\n" +
@@ -2713,9 +2798,13 @@ const file_wire_proto_rawDesc = "" +
 	"\x06stdout\x18\t \x01(\fR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\n" +
 	" \x01(\fR\x06stderr\x12\x18\n" +
-	"\aattempt\x18\v \x01(\x05R\aattempt\"6\n" +
+	"\aattempt\x18\v \x01(\x05R\aattempt\"H\n" +
 	"\aResults\x12+\n" +
-	"\aresults\x18\x01 \x03(\v2\x11.htex.wire.ResultR\aresults\"\r\n" +
+	"\aresults\x18\x01 \x03(\v2\x11.htex.wire.ResultR\aresults\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\" \n" +
+	"\n" +
+	"ResultsAck\x12\x12\n" +
+	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\"\r\n" +
 	"\vDrainNotice\"\a\n" +
 	"\x05Drain\"\"\n" +
 	"\bShutdown\x12\x16\n" +
@@ -2865,7 +2954,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_wire_proto_goTypes = []any{
 	(ErrorKind)(0),         // 0: htex.wire.ErrorKind
 	(*Envelope)(nil),       // 1: htex.wire.Envelope
@@ -2876,67 +2965,70 @@ var file_wire_proto_goTypes = []any{
 	(*Tasks)(nil),          // 6: htex.wire.Tasks
 	(*Result)(nil),         // 7: htex.wire.Result
 	(*Results)(nil),        // 8: htex.wire.Results
-	(*DrainNotice)(nil),    // 9: htex.wire.DrainNotice
-	(*Drain)(nil),          // 10: htex.wire.Drain
-	(*Shutdown)(nil),       // 11: htex.wire.Shutdown
-	(*Refuse)(nil),         // 12: htex.wire.Refuse
-	(*Reregister)(nil),     // 13: htex.wire.Reregister
-	(*CancelTasks)(nil),    // 14: htex.wire.CancelTasks
-	(*TaskSpec)(nil),       // 15: htex.wire.TaskSpec
-	(*SubmitRequest)(nil),  // 16: htex.wire.SubmitRequest
-	(*SubmitReply)(nil),    // 17: htex.wire.SubmitReply
-	(*StatusRequest)(nil),  // 18: htex.wire.StatusRequest
-	(*BlockStatus)(nil),    // 19: htex.wire.BlockStatus
-	(*PoolStatus)(nil),     // 20: htex.wire.PoolStatus
-	(*StatusReply)(nil),    // 21: htex.wire.StatusReply
-	(*ResultsRequest)(nil), // 22: htex.wire.ResultsRequest
-	(*TaskResult)(nil),     // 23: htex.wire.TaskResult
-	(*ResultsReply)(nil),   // 24: htex.wire.ResultsReply
-	(*WatchRequest)(nil),   // 25: htex.wire.WatchRequest
-	(*Done)(nil),           // 26: htex.wire.Done
-	(*Progress)(nil),       // 27: htex.wire.Progress
-	(*CancelRequest)(nil),  // 28: htex.wire.CancelRequest
-	(*StopRequest)(nil),    // 29: htex.wire.StopRequest
-	(*ErrorReply)(nil),     // 30: htex.wire.ErrorReply
-	(*Ack)(nil),            // 31: htex.wire.Ack
+	(*ResultsAck)(nil),     // 9: htex.wire.ResultsAck
+	(*DrainNotice)(nil),    // 10: htex.wire.DrainNotice
+	(*Drain)(nil),          // 11: htex.wire.Drain
+	(*Shutdown)(nil),       // 12: htex.wire.Shutdown
+	(*Refuse)(nil),         // 13: htex.wire.Refuse
+	(*Reregister)(nil),     // 14: htex.wire.Reregister
+	(*CancelTasks)(nil),    // 15: htex.wire.CancelTasks
+	(*TaskSpec)(nil),       // 16: htex.wire.TaskSpec
+	(*SubmitRequest)(nil),  // 17: htex.wire.SubmitRequest
+	(*SubmitReply)(nil),    // 18: htex.wire.SubmitReply
+	(*StatusRequest)(nil),  // 19: htex.wire.StatusRequest
+	(*BlockStatus)(nil),    // 20: htex.wire.BlockStatus
+	(*PoolStatus)(nil),     // 21: htex.wire.PoolStatus
+	(*StatusReply)(nil),    // 22: htex.wire.StatusReply
+	(*ResultsRequest)(nil), // 23: htex.wire.ResultsRequest
+	(*TaskResult)(nil),     // 24: htex.wire.TaskResult
+	(*ResultsReply)(nil),   // 25: htex.wire.ResultsReply
+	(*WatchRequest)(nil),   // 26: htex.wire.WatchRequest
+	(*Done)(nil),           // 27: htex.wire.Done
+	(*Progress)(nil),       // 28: htex.wire.Progress
+	(*CancelRequest)(nil),  // 29: htex.wire.CancelRequest
+	(*StopRequest)(nil),    // 30: htex.wire.StopRequest
+	(*ErrorReply)(nil),     // 31: htex.wire.ErrorReply
+	(*Ack)(nil),            // 32: htex.wire.Ack
 }
 var file_wire_proto_depIdxs = []int32{
 	2,  // 0: htex.wire.Envelope.register:type_name -> htex.wire.Register
 	3,  // 1: htex.wire.Envelope.heartbeat:type_name -> htex.wire.Heartbeat
 	8,  // 2: htex.wire.Envelope.results:type_name -> htex.wire.Results
-	9,  // 3: htex.wire.Envelope.drain_notice:type_name -> htex.wire.DrainNotice
+	10, // 3: htex.wire.Envelope.drain_notice:type_name -> htex.wire.DrainNotice
 	6,  // 4: htex.wire.Envelope.tasks:type_name -> htex.wire.Tasks
 	4,  // 5: htex.wire.Envelope.heartbeat_reply:type_name -> htex.wire.HeartbeatReply
-	10, // 6: htex.wire.Envelope.drain:type_name -> htex.wire.Drain
-	11, // 7: htex.wire.Envelope.shutdown:type_name -> htex.wire.Shutdown
-	12, // 8: htex.wire.Envelope.refuse:type_name -> htex.wire.Refuse
-	13, // 9: htex.wire.Envelope.reregister:type_name -> htex.wire.Reregister
-	14, // 10: htex.wire.Envelope.cancel_tasks:type_name -> htex.wire.CancelTasks
-	16, // 11: htex.wire.Envelope.submit:type_name -> htex.wire.SubmitRequest
-	18, // 12: htex.wire.Envelope.status:type_name -> htex.wire.StatusRequest
-	22, // 13: htex.wire.Envelope.results_request:type_name -> htex.wire.ResultsRequest
-	25, // 14: htex.wire.Envelope.watch:type_name -> htex.wire.WatchRequest
-	28, // 15: htex.wire.Envelope.cancel:type_name -> htex.wire.CancelRequest
-	29, // 16: htex.wire.Envelope.stop:type_name -> htex.wire.StopRequest
-	17, // 17: htex.wire.Envelope.submit_reply:type_name -> htex.wire.SubmitReply
-	21, // 18: htex.wire.Envelope.status_reply:type_name -> htex.wire.StatusReply
-	24, // 19: htex.wire.Envelope.results_reply:type_name -> htex.wire.ResultsReply
-	27, // 20: htex.wire.Envelope.progress:type_name -> htex.wire.Progress
-	30, // 21: htex.wire.Envelope.error:type_name -> htex.wire.ErrorReply
-	31, // 22: htex.wire.Envelope.ack:type_name -> htex.wire.Ack
-	5,  // 23: htex.wire.Tasks.tasks:type_name -> htex.wire.Task
-	0,  // 24: htex.wire.Result.error_kind:type_name -> htex.wire.ErrorKind
-	7,  // 25: htex.wire.Results.results:type_name -> htex.wire.Result
-	15, // 26: htex.wire.SubmitRequest.tasks:type_name -> htex.wire.TaskSpec
-	19, // 27: htex.wire.StatusReply.blocks:type_name -> htex.wire.BlockStatus
-	20, // 28: htex.wire.StatusReply.pools:type_name -> htex.wire.PoolStatus
-	23, // 29: htex.wire.ResultsReply.results:type_name -> htex.wire.TaskResult
-	26, // 30: htex.wire.Progress.done:type_name -> htex.wire.Done
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	11, // 6: htex.wire.Envelope.drain:type_name -> htex.wire.Drain
+	12, // 7: htex.wire.Envelope.shutdown:type_name -> htex.wire.Shutdown
+	13, // 8: htex.wire.Envelope.refuse:type_name -> htex.wire.Refuse
+	14, // 9: htex.wire.Envelope.reregister:type_name -> htex.wire.Reregister
+	15, // 10: htex.wire.Envelope.cancel_tasks:type_name -> htex.wire.CancelTasks
+	9,  // 11: htex.wire.Envelope.results_ack:type_name -> htex.wire.ResultsAck
+	17, // 12: htex.wire.Envelope.submit:type_name -> htex.wire.SubmitRequest
+	19, // 13: htex.wire.Envelope.status:type_name -> htex.wire.StatusRequest
+	23, // 14: htex.wire.Envelope.results_request:type_name -> htex.wire.ResultsRequest
+	26, // 15: htex.wire.Envelope.watch:type_name -> htex.wire.WatchRequest
+	29, // 16: htex.wire.Envelope.cancel:type_name -> htex.wire.CancelRequest
+	30, // 17: htex.wire.Envelope.stop:type_name -> htex.wire.StopRequest
+	18, // 18: htex.wire.Envelope.submit_reply:type_name -> htex.wire.SubmitReply
+	22, // 19: htex.wire.Envelope.status_reply:type_name -> htex.wire.StatusReply
+	25, // 20: htex.wire.Envelope.results_reply:type_name -> htex.wire.ResultsReply
+	28, // 21: htex.wire.Envelope.progress:type_name -> htex.wire.Progress
+	31, // 22: htex.wire.Envelope.error:type_name -> htex.wire.ErrorReply
+	32, // 23: htex.wire.Envelope.ack:type_name -> htex.wire.Ack
+	8,  // 24: htex.wire.Register.unacked:type_name -> htex.wire.Results
+	5,  // 25: htex.wire.Tasks.tasks:type_name -> htex.wire.Task
+	0,  // 26: htex.wire.Result.error_kind:type_name -> htex.wire.ErrorKind
+	7,  // 27: htex.wire.Results.results:type_name -> htex.wire.Result
+	16, // 28: htex.wire.SubmitRequest.tasks:type_name -> htex.wire.TaskSpec
+	20, // 29: htex.wire.StatusReply.blocks:type_name -> htex.wire.BlockStatus
+	21, // 30: htex.wire.StatusReply.pools:type_name -> htex.wire.PoolStatus
+	24, // 31: htex.wire.ResultsReply.results:type_name -> htex.wire.TaskResult
+	27, // 32: htex.wire.Progress.done:type_name -> htex.wire.Done
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -2956,6 +3048,7 @@ func file_wire_proto_init() {
 		(*Envelope_Refuse)(nil),
 		(*Envelope_Reregister)(nil),
 		(*Envelope_CancelTasks)(nil),
+		(*Envelope_ResultsAck)(nil),
 		(*Envelope_Submit)(nil),
 		(*Envelope_Status)(nil),
 		(*Envelope_ResultsRequest)(nil),
@@ -2975,7 +3068,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -113,6 +114,24 @@ func (p *Pool) Run(ctx context.Context) error {
 		return err
 	}
 	defer wake.Close()
+	// A signal (the batch system taking the node back) wakes the loop at
+	// once rather than at its next heartbeat.
+	loopDone := make(chan struct{})
+	defer close(loopDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-loopDone:
+			return
+		}
+		if w, err := zmq.NewSocket(zmq.PUSH); err == nil {
+			w.SetLinger(100 * time.Millisecond)
+			if w.Connect(wakeEP) == nil {
+				w.SendBytes(nil, zmq.DONTWAIT)
+			}
+			w.Close()
+		}
+	}()
 
 	tasks := make(chan *wire.Task, len(p.opt.Layout.Slots)+p.opt.Prefetch+1024)
 	var wg sync.WaitGroup
@@ -140,14 +159,24 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.log.Debug("send", "err", err)
 		}
 	}
+	// Results stay in the outbox until the interchange has them in its
+	// journal (ResultsAck); a registration carries those not acknowledged.
+	out := newOutbox()
+	sendResults := func(m *wire.Results) {
+		send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+	}
 	register := func() {
 		held := make([]uint64, 0, len(p.held))
 		for id := range p.held {
 			held = append(held, id)
 		}
+		unacked, rest := out.unacked(time.Now(), wire.MaxFrame/4)
+		for _, m := range rest { // too much for one frame: send ahead
+			sendResults(m)
+		}
 		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
 			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
-			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held}
+			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked}
 		if !p.opt.BlockEnd.IsZero() {
 			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
 		}
@@ -163,6 +192,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	lastContact := time.Now()
 	lastBeat := time.Now()
 	var batch []*wire.Result
+	// Results of tasks killed by a signal the pool did not send, held back
+	// for signalGrace (see killedByBatchSystem).
+	var suspect []*wire.Result
+	var suspectAt []time.Time
 	stopping := false
 	for {
 		select {
@@ -180,8 +213,13 @@ func (p *Pool) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))
+		if len(suspectAt) > 0 {
+			timeout = min(timeout, time.Until(suspectAt[0].Add(signalGrace)))
+		}
 		if p.draining {
 			timeout = min(timeout, 200*time.Millisecond)
+		} else if !p.opt.BlockEnd.IsZero() { // wake when the drain period starts
+			timeout = min(timeout, time.Until(p.opt.BlockEnd.Add(-p.opt.DrainPeriod))+time.Millisecond)
 		}
 		if _, err := poller.Poll(max(timeout, 0)); err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
 			return fmt.Errorf("poll: %w", err)
@@ -219,8 +257,11 @@ func (p *Pool) Run(ctx context.Context) error {
 					tasks <- t
 				}
 			case *wire.Envelope_HeartbeatReply:
+			case *wire.Envelope_ResultsAck:
+				out.ack(body.ResultsAck.Seqs)
 			case *wire.Envelope_Reregister:
-				p.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(p.held))
+				p.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(p.held),
+					"unacknowledged_results", out.len())
 				register()
 			case *wire.Envelope_CancelTasks:
 				for _, id := range body.CancelTasks.Ids {
@@ -247,6 +288,10 @@ func (p *Pool) Run(ctx context.Context) error {
 		for {
 			select {
 			case r := <-p.results:
+				if killedByBatchSystem(r) {
+					suspect, suspectAt = append(suspect, r), append(suspectAt, now)
+					continue
+				}
 				delete(p.held, r.TaskId)
 				p.busy.Add(-1)
 				batch = append(batch, r)
@@ -254,8 +299,17 @@ func (p *Pool) Run(ctx context.Context) error {
 				break results
 			}
 		}
+		// The pool outlived the signal that killed these tasks: it was
+		// not the batch system ending the block, so they count as run.
+		for len(suspect) > 0 && now.Sub(suspectAt[0]) >= signalGrace && ctx.Err() == nil {
+			r := suspect[0]
+			suspect, suspectAt = suspect[1:], suspectAt[1:]
+			delete(p.held, r.TaskId)
+			p.busy.Add(-1)
+			batch = append(batch, r)
+		}
 		if len(batch) > 0 {
-			send(&wire.Envelope{Body: &wire.Envelope_Results{Results: &wire.Results{Results: batch}}})
+			sendResults(out.add(batch, now))
 			batch = nil
 		}
 		if stopping {
@@ -265,7 +319,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.log.Info("block end is near: draining", "block_end", p.opt.BlockEnd.Format(time.RFC3339))
 			p.startDrain(send)
 		}
-		if p.draining && len(p.held) == 0 {
+		if p.draining && len(p.held) == 0 && out.len() == 0 {
 			p.log.Info("drained: exiting")
 			return nil
 		}
@@ -276,11 +330,37 @@ func (p *Pool) Run(ctx context.Context) error {
 				held = append(held, id)
 			}
 			send(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{Running: held, Busy: p.busy.Load()}}})
+			// Lost on a broken connection? Send again; duplicates are ignored.
+			for _, m := range out.due(now, 2*p.opt.Heartbeat) {
+				sendResults(m)
+			}
 		}
 		if now.Sub(lastContact) > p.opt.Threshold {
 			return fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", now.Sub(lastContact).Round(time.Second))
 		}
 	}
+}
+
+// signalGrace is how long the result of a task killed by SIGTERM, SIGKILL,
+// SIGINT or SIGHUP waits before it is reported.
+const signalGrace = time.Second
+
+// killedByBatchSystem reports whether a task died of a signal the pool did
+// not send (not a timeout, not a cancel) of the kind a batch system sends
+// to every process of a job it ends (scancel, qdel, walltime). Such a
+// result is held for signalGrace: when the pool itself is terminated
+// meanwhile, the result is dropped and the task stays with the pool, which
+// the interchange then loses, so the task runs again elsewhere instead of
+// failing with "killed by signal terminated".
+func killedByBatchSystem(r *wire.Result) bool {
+	if r.ErrorKind != wire.ErrorKind_SIGNAL {
+		return false
+	}
+	switch syscall.Signal(r.Signal) {
+	case syscall.SIGTERM, syscall.SIGKILL, syscall.SIGINT, syscall.SIGHUP:
+		return true
+	}
+	return false
 }
 
 func (p *Pool) startDrain(send func(*wire.Envelope)) {
@@ -297,24 +377,49 @@ func (p *Pool) probe(ctx context.Context) (string, error) {
 		return "", errors.New("no interchange address to connect to")
 	}
 	var socks []*zmq.Socket
+	var hss []*zsock.Handshakes
 	defer func() {
-		for _, s := range socks {
+		for i, s := range socks {
+			hss[i].Close()
 			s.Close()
 		}
 	}()
 	poller := zmq.NewPoller()
 	hb := wire.MustEncode(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{}}})
 	for _, ep := range p.opt.Endpoints {
-		s, err := zsock.Dealer([]string{ep}, "", false, p.opt.Security)
+		s, hs, err := zsock.WatchedDealer([]string{ep}, "", false, p.opt.Security)
 		if err != nil {
 			return "", err
 		}
-		socks = append(socks, s)
+		socks, hss = append(socks, s), append(hss, hs)
 		s.SendBytes(hb, zmq.DONTWAIT)
 		poller.Add(s, zmq.POLLIN)
 	}
+	// rejected: an interchange answered but refused the handshake, and no
+	// other address has done better for a moment (or until the deadline).
+	rejected := func(grace time.Duration) error {
+		var failed *zsock.HandshakeError
+		for _, hs := range hss {
+			if hs.Succeeded() {
+				return nil
+			}
+			if f := hs.Failed(grace); f != nil && (failed == nil || f.Refused) {
+				failed = f
+			}
+		}
+		if failed == nil {
+			return nil
+		}
+		if failed.Refused {
+			return fmt.Errorf("%w: %w; the daemon admits only its own pool key on the worker channel", ErrRefused, failed)
+		}
+		return fmt.Errorf("%w: %w", ErrRefused, failed)
+	}
 	deadline := time.Now().Add(p.opt.ProbeTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := rejected(time.Second); err != nil {
+			return "", err
+		}
 		polled, err := poller.Poll(200 * time.Millisecond)
 		if err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
 			return "", err
@@ -326,6 +431,9 @@ func (p *Pool) probe(ctx context.Context) (string, error) {
 				}
 			}
 		}
+	}
+	if err := rejected(0); err != nil {
+		return "", err
 	}
 	return "", fmt.Errorf("no interchange answered within %s; tried %v (check the daemon runs, the addresses, the worker port and firewalls)",
 		p.opt.ProbeTimeout, p.opt.Endpoints)

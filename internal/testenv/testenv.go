@@ -103,9 +103,17 @@ type Daemon struct {
 // StartDaemon writes the config and starts a daemon on a new run directory.
 func StartDaemon(t testing.TB, configTOML string) *Daemon {
 	t.Helper()
+	return StartDaemonEnv(t, configTOML)
+}
+
+// StartDaemonEnv is StartDaemon with extra K=V environment for the daemon
+// from its first start (so for the blocks it submits, e.g. a PATH that puts
+// a scheduler emulator first) and for the verbs Run runs.
+func StartDaemonEnv(t testing.TB, configTOML string, env ...string) *Daemon {
+	t.Helper()
 	base := t.TempDir()
 	d := &Daemon{t: t, Bin: Binary(t), RunDir: filepath.Join(base, "run"), Config: filepath.Join(base, "site.toml"),
-		LogPath: filepath.Join(base, "serve.log")}
+		LogPath: filepath.Join(base, "serve.log"), Env: env}
 	if err := os.WriteFile(d.Config, []byte(configTOML), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -110,12 +110,24 @@ func Router(host string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.
 // connections, so a DEALER connected to several addresses of one daemon
 // talks over the first that answers.
 func Dealer(endpoints []string, identity string, immediate bool, sec *ClientSecurity) (*zmq.Socket, error) {
+	s, _, err := dealer(endpoints, identity, immediate, sec, false)
+	return s, err
+}
+
+// WatchedDealer is Dealer with its handshakes followed from before the
+// first connect, so that wrong keys show as a *HandshakeError rather than
+// as silence. Close the Handshakes before the socket.
+func WatchedDealer(endpoints []string, identity string, immediate bool, sec *ClientSecurity) (*zmq.Socket, *Handshakes, error) {
+	return dealer(endpoints, identity, immediate, sec, true)
+}
+
+func dealer(endpoints []string, identity string, immediate bool, sec *ClientSecurity, watch bool) (*zmq.Socket, *Handshakes, error) {
 	if len(endpoints) == 0 {
-		return nil, errors.New("no address to connect to")
+		return nil, nil, errors.New("no address to connect to")
 	}
 	s, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.SetLinger(0)
 	s.SetSndhwm(0)
@@ -132,16 +144,26 @@ func Dealer(endpoints []string, identity string, immediate bool, sec *ClientSecu
 	if sec != nil {
 		if err := s.ClientAuthCurve(sec.ServerPublic, sec.Public, sec.Secret); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("enable CURVE: %w", err)
+			return nil, nil, fmt.Errorf("enable CURVE: %w", err)
+		}
+	}
+	var hs *Handshakes
+	if watch {
+		if hs, err = watchHandshakes(s); err != nil {
+			s.Close()
+			return nil, nil, err
 		}
 	}
 	for _, ep := range endpoints {
 		if err := s.Connect(ep); err != nil {
+			if hs != nil {
+				hs.Close()
+			}
 			s.Close()
-			return nil, fmt.Errorf("connect %s: %w", ep, err)
+			return nil, nil, fmt.Errorf("connect %s: %w", ep, err)
 		}
 	}
-	return s, nil
+	return s, hs, nil
 }
 
 // Endpoint formats a tcp endpoint, bracketing IPv6 addresses.

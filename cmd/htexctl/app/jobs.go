@@ -264,13 +264,21 @@ func printStatus(st *wire.StatusReply) {
 	}
 	fmt.Fprintf(out, "tasks: %d queued, %d running, %d succeeded, %d failed (%d jobs)\n", st.Queued, st.Running, st.Succeeded, st.Failed, st.Jobs)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BLOCK\tJOB ID\tSTATE\tNODES\tPOOLS\tSLOTS\tBUSY\tIDLE SINCE\tMESSAGE")
+	fmt.Fprintln(tw, "BLOCK\tJOB ID\tSTATE\tNODES\tPOOLS\tSLOTS\tBUSY\tIDLE SINCE\tENDS\tMESSAGE")
 	for _, b := range st.Blocks {
 		idle := "-"
 		if b.IdleSinceUnixMs > 0 {
 			idle = time.Since(time.UnixMilli(b.IdleSinceUnixMs)).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", b.Id, dash(b.JobId), b.State, b.Nodes, b.Pools, b.Slots, b.Busy, idle, b.Message)
+		ends := "-"
+		if b.EndUnixMs > 0 {
+			end := time.UnixMilli(b.EndUnixMs)
+			ends = end.Format(time.TimeOnly)
+			if left := time.Until(end).Round(time.Second); left > 0 {
+				ends += " (in " + left.String() + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", b.Id, dash(b.JobId), b.State, b.Nodes, b.Pools, b.Slots, b.Busy, idle, ends, b.Message)
 	}
 	tw.Flush()
 	if st.Scaler != "" {

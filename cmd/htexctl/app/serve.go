@@ -42,8 +42,14 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return usageError("%v", err)
 			}
-			if cfg.Executor.RunDir != "" && !c.IsSet("run-dir") && os.Getenv("HTEX_RUN_DIR") == "" {
-				dir = cfg.Executor.RunDir
+			// As render does: executor.run_dir counts when neither flag nor
+			// env gives one (not c.IsSet: it reports an empty HTEX_RUN_DIR as
+			// set), made absolute, since PBS and Slurm start the block script
+			// in $HOME or the submit folder, not where the daemon runs.
+			if cfg.Executor.RunDir != "" && c.String(runDirFlag.Name) == "" && os.Getenv("HTEX_RUN_DIR") == "" {
+				if dir, err = filepath.Abs(cfg.Executor.RunDir); err != nil {
+					return usageError("executor.run_dir %q: %v", cfg.Executor.RunDir, err)
+				}
 			}
 			if err := rundir.Create(dir); err != nil {
 				return failure("%v", err)

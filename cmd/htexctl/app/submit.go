@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,12 +32,13 @@ func dial(c *cli.Context) (*client.Client, error) {
 	return cl, nil
 }
 
-// clientError maps a client error to an exit: no daemon is a usage error (2).
+// clientError maps a client error to an exit: no daemon, or a daemon that
+// rejects this client's keys, is a usage error (2).
 func clientError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if strings.Contains(err.Error(), client.ErrNoDaemon.Error()) {
+	if errors.Is(err, client.ErrNoDaemon) || errors.Is(err, client.ErrSecurity) {
 		return usageError("%v", err)
 	}
 	return failure("%v", err)
@@ -59,7 +61,8 @@ func submitCommand() *cli.Command {
 			&cli.BoolFlag{Name: "shell", Usage: "run CMD ARGS joined through sh -c"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `K=V` in the tasks' environment (repeatable)"},
 			&cli.StringFlag{Name: "cwd", Usage: "working directory of the tasks (default: the current directory)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "kill a task's process group after this `DURATION` (e.g. 90s, 2h)"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"time-limit"}, Usage: "the task's time limit: its process group is killed after this `DURATION` (e.g. 90s, 2h); " +
+				"a pool takes the task only when the limit fits the time left to its block"},
 			&cli.IntFlag{Name: "retries", Value: -1, Usage: "times a task is run again when its pool is lost (default: the executor's, 2)"},
 			&cli.IntFlag{Name: "priority", Usage: "higher runs first"},
 			&cli.StringFlag{Name: "name", Usage: "job name shown by status"},
@@ -78,6 +81,9 @@ func submitCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			if err := fitsWalltime(cl, c.Duration("timeout")); err != nil {
+				return usageError("submit: %v", err)
+			}
 			cl.Timeout = 60 * time.Second
 			ctx := context.Background()
 			jobID, err := cl.Submit(ctx, c.String("name"), specs)
@@ -91,6 +97,21 @@ func submitCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// fitsWalltime refuses a time limit that no block could ever run: a pool
+// takes a task only when its limit fits the time left to its block, and a
+// block has provider.walltime at most.
+func fitsWalltime(cl *client.Client, limit time.Duration) error {
+	if cl.Conn == nil || limit <= 0 {
+		return nil
+	}
+	wt := time.Duration(cl.Conn.Pool.WalltimeSeconds) * time.Second
+	if wt > 0 && limit >= wt {
+		return fmt.Errorf("--time-limit %s: not shorter than the blocks' walltime %s (provider.walltime), so no block could run the tasks; "+
+			"shorten the limit or raise the walltime", limit, wt)
+	}
+	return nil
 }
 
 // buildSpecs turns the submit flags and arguments into task specs.
@@ -154,22 +175,15 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			defer f.Close()
 			r = f
 		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		n := int64(0)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			specs = append(specs, mk([]string{"/bin/sh", "-c", line}, n))
-			n++
-		}
-		if err := sc.Err(); err != nil {
+		lines, err := commandLines(r)
+		if err != nil {
 			return nil, fmt.Errorf("--file %s: %w", file, err)
 		}
-		if len(specs) == 0 {
+		if len(lines) == 0 {
 			return nil, fmt.Errorf("--file %s: no commands in it", file)
+		}
+		for n, line := range lines {
+			specs = append(specs, mk([]string{"/bin/sh", "-c", line}, int64(n)))
 		}
 	case arr != "":
 		a, b, err := parseRange(arr)
@@ -195,6 +209,25 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		specs = append(specs, mk(argv, -1))
 	}
 	return specs, nil
+}
+
+// maxLine bounds one line of a --file.
+const maxLine = 1 << 20
+
+// commandLines reads the commands of a --file: one a line, trimmed, blank
+// lines and # comments skipped.
+func commandLines(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	var lines []string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines, sc.Err()
 }
 
 func parseRange(s string) (int64, int64, error) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -105,6 +106,10 @@ func workerCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				if errors.Is(err, zsock.ErrHandshake) {
+					return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
+						poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
+				}
 				return failure("worker %s: %v", poolID, err)
 			}
 			return nil
