@@ -74,8 +74,7 @@ func Dial(runDir string) (*Client, error) {
 		}
 		sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
 	}
-	eps := endpoints(conn)
-	sock, hs, err := zsock.WatchedDealer(eps, "", true, sec)
+	sock, hs, err := dialFirst(endpoints(conn), sec, DefaultTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -94,20 +93,68 @@ func pidGone(c *rundir.Connection) bool {
 	return errors.Is(syscall.Kill(c.Pid, 0), syscall.ESRCH)
 }
 
-// endpoints puts loopback first when the daemon runs on this host.
+// endpoints is loopback alone when the daemon runs on this host, else
+// every address the daemon advertises.
 func endpoints(c *rundir.Connection) []string {
-	host, _ := os.Hostname()
-	var eps []string
-	if host == c.Hostname {
-		eps = append(eps, zsock.Endpoint("127.0.0.1", c.ClientPort))
+	if host, _ := os.Hostname(); host == c.Hostname {
+		return []string{zsock.Endpoint("127.0.0.1", c.ClientPort)}
 	}
+	var eps []string
 	for _, a := range c.Addresses {
-		if host == c.Hostname && a == "127.0.0.1" {
-			continue
-		}
 		eps = append(eps, zsock.Endpoint(a, c.ClientPort))
 	}
 	return eps
+}
+
+// dialFirst connects to the first endpoint whose handshake succeeds and
+// closes the others. A client keeps one connection: the daemon knows a
+// client by its connection, so a socket spread over several addresses of
+// one daemon would look like several clients (and a watch would be served
+// once per connection). When no handshake succeeds within wait, the first
+// endpoint's socket is kept, and its handshake errors surface on use.
+func dialFirst(eps []string, sec *zsock.ClientSecurity, wait time.Duration) (*zmq.Socket, *zsock.Handshakes, error) {
+	if len(eps) == 1 {
+		return zsock.WatchedDealer(eps, "", true, sec)
+	}
+	socks := make([]*zmq.Socket, 0, len(eps))
+	hss := make([]*zsock.Handshakes, 0, len(eps))
+	keep := func(k int) (*zmq.Socket, *zsock.Handshakes, error) {
+		for i := range socks {
+			if i != k {
+				hss[i].Close()
+				socks[i].Close()
+			}
+		}
+		return socks[k], hss[k], nil
+	}
+	for _, ep := range eps {
+		s, hs, err := zsock.WatchedDealer([]string{ep}, "", true, sec)
+		if err != nil {
+			for i := range socks {
+				hss[i].Close()
+				socks[i].Close()
+			}
+			return nil, nil, err
+		}
+		socks, hss = append(socks, s), append(hss, hs)
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		failed := 0
+		for i, hs := range hss {
+			if hs.Succeeded() {
+				return keep(i)
+			}
+			if hs.Seen() != nil {
+				failed++
+			}
+		}
+		if failed == len(hss) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return keep(0)
 }
 
 // Close closes the socket.

@@ -254,6 +254,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 		st.tick(now)
 		st.dispatch()
 		st.flushWatchers()
+		st.flushAcks(now)
 		st.sendJournal()
 		ix.publishStats(now)
 	}

@@ -92,7 +92,9 @@ type state struct {
 	posts     []post
 	lastTick  time.Time
 	jobsDirty map[uint64]bool
-	watched   map[uint64]*job // jobs with at least one watcher
+	watched   map[uint64]*job     // jobs with at least one watcher
+	acks      map[string][]uint64 // committed Results messages to acknowledge, per pool
+	lastAcks  time.Time
 }
 
 func newState(ix *Interchange) *state {
@@ -152,6 +154,9 @@ func (s *state) restore() error {
 func (s *state) nextTimeout(now time.Time) time.Duration {
 	if s.writer != nil && !s.writer.busy && !s.pending.Empty() {
 		return 0
+	}
+	if len(s.acks) > 0 {
+		return max(0, ackEvery-now.Sub(s.lastAcks))
 	}
 	return 200 * time.Millisecond
 }

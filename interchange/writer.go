@@ -1,6 +1,8 @@
 package interchange
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/htex/htex/journal"
@@ -87,13 +89,12 @@ func (s *state) flushJournalSync() {
 }
 
 func (s *state) applyPosts(posts []post) {
-	var acks map[string][]uint64 // one ResultsAck per pool and commit
 	for _, p := range posts {
 		if p.ackSeq != 0 {
-			if acks == nil {
-				acks = map[string][]uint64{}
+			if s.acks == nil {
+				s.acks = map[string][]uint64{}
 			}
-			acks[p.ackPool] = append(acks[p.ackPool], p.ackSeq)
+			s.acks[p.ackPool] = append(s.acks[p.ackPool], p.ackSeq)
 			continue
 		}
 		if p.msg != nil {
@@ -120,7 +121,31 @@ func (s *state) applyPosts(posts []post) {
 			}
 		}
 	}
-	for id, seqs := range acks {
+}
+
+// ackEvery is how often acknowledgements of committed results go out. A
+// pool needs them only to forget results it keeps for a resend, so one
+// message per pool now and then does, instead of one per Results message.
+const ackEvery = 50 * time.Millisecond
+
+// flushAcks sends the pending acknowledgements, one message per pool, at
+// most every ackEvery (or when many are pending).
+func (s *state) flushAcks(now time.Time) {
+	if len(s.acks) == 0 {
+		return
+	}
+	if now.Sub(s.lastAcks) < ackEvery {
+		n := 0
+		for _, seqs := range s.acks {
+			n += len(seqs)
+		}
+		if n < 1024 {
+			return
+		}
+	}
+	s.lastAcks = now
+	for id, seqs := range s.acks {
 		s.ix.send(s.ix.workerSock, []byte(id), &wire.Envelope{Body: &wire.Envelope_ResultsAck{ResultsAck: &wire.ResultsAck{Seqs: seqs}}})
 	}
+	clear(s.acks)
 }

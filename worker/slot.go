@@ -50,10 +50,12 @@ func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
 
 // run takes tasks until the channel closes. It is owned by Pool.Run.
 func (sl *slot) run(tasks <-chan *wire.Task, wakeEndpoint string) error {
-	runtime.LockOSThread()
-	// The thread is never unlocked: it ends with the goroutine, taking its
-	// CPU mask with it.
 	if len(sl.cpus) > 0 {
+		// A pinned slot forks from a thread of its own whose mask is the
+		// slot's CPUs. The thread is never unlocked: it ends with the
+		// goroutine, taking its mask with it. An unpinned slot needs no
+		// thread of its own, and saves the hand-offs to it.
+		runtime.LockOSThread()
 		var set unix.CPUSet
 		for _, c := range sl.cpus {
 			set.Set(c)

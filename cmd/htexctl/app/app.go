@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 )
@@ -53,8 +54,17 @@ func New() *cli.App {
 	}
 }
 
-// Main runs the CLI and returns the exit status.
+// Main runs the CLI and returns the exit status. With HTEX_CPUPROFILE=PREFIX
+// set, each htexctl process (daemon, pool, client) writes a CPU profile to
+// PREFIX.<verb>.<pid> for `go tool pprof`: a developer aid for performance
+// work.
 func Main(args []string) int {
+	if prefix := os.Getenv("HTEX_CPUPROFILE"); prefix != "" && len(args) > 1 {
+		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, args[1], os.Getpid())); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if err := New().Run(args); err != nil {
 		fmt.Fprintln(os.Stderr, "htexctl:", err)
 		return ExitUsage
