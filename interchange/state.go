@@ -294,7 +294,7 @@ func (s *state) dispatch() {
 	for i := 0; i < n && s.queue.Len() > 0; i++ {
 		p := s.poolOrder[(s.rr+i)%n]
 		free := p.capacity - len(p.running)
-		if free <= 0 || s.draining(p) {
+		if free <= 0 || s.draining(p) || !s.refillDue(p, free) {
 			continue
 		}
 		var batch []*wire.Task
@@ -330,6 +330,15 @@ func (s *state) dispatch() {
 			s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
 		}
 	}
+}
+
+// refillDue reports whether a pool with free capacity should get tasks
+// now: at once when a slot may be idle, but its prefetch buffer only once
+// half of it is free, so that a busy pool gets one Tasks message per many
+// results instead of one per result.
+func (s *state) refillDue(p *pool, free int) bool {
+	prefetch := p.capacity - int(p.reg.Slots)
+	return len(p.running) < int(p.reg.Slots) || free >= max(1, prefetch/2)
 }
 
 // draining reports whether a pool takes no new tasks: it drains (it said
