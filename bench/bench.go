@@ -30,6 +30,7 @@ type Options struct {
 	Window     int // tasks in flight at most (0 = all)
 	Prefetch   int
 	Encrypted  bool
+	NoJournal  bool   // measure without journal writes (the journal's cost)
 	Executable string // the htexctl binary the block starts
 	Log        io.Writer
 	Progress   func(done, total int)
@@ -45,6 +46,7 @@ type Report struct {
 	P50ms          float64 `json:"p50_ms"`
 	P99ms          float64 `json:"p99_ms"`
 	Encrypted      bool    `json:"encrypted"`
+	Journal        bool    `json:"journal"`
 	Window         int     `json:"window"`
 	Cores          int     `json:"cores"`
 }
@@ -82,7 +84,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ready := make(chan *rundir.Connection, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(dctx, daemon.Options{Config: cfg, RunDir: dir, Executable: o.Executable, Log: log,
+		done <- daemon.Run(dctx, daemon.Options{Config: cfg, RunDir: dir, Executable: o.Executable, Log: log, NoJournal: o.NoJournal,
 			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }})
 	}()
 	select {
@@ -250,5 +252,5 @@ func measure(ctx context.Context, cl *client.Client, o Options, n int, progress 
 	}
 	return &Report{Mode: o.Mode, Tasks: n, Workers: o.Workers, Seconds: el.Seconds(),
 		TasksPerSecond: float64(n) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99),
-		Encrypted: o.Encrypted, Window: o.Window, Cores: runtime.NumCPU()}, nil
+		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU()}, nil
 }

@@ -37,6 +37,10 @@ type Options struct {
 	Log        *slog.Logger
 	StopGrace  time.Duration // how long stop waits for running tasks
 	Ready      func(*rundir.Connection)
+	// NoJournal discards journal writes: only for `htexctl bench
+	// --journal=false`, which measures the journal's cost. Nothing
+	// survives a restart of such a daemon.
+	NoJournal bool
 }
 
 // Run serves until ctx ends or a client asks to stop.
@@ -89,6 +93,9 @@ func Run(ctx context.Context, opt Options) error {
 		return err
 	}
 	defer jr.Close()
+	if opt.NoJournal {
+		jr.DiscardWrites()
+	}
 
 	// A restarted daemon binds the ports it had, so that pools and clients
 	// of the earlier one reconnect.

@@ -46,11 +46,12 @@ type Journal struct {
 	w    *sql.DB // one connection, all writes
 	r    *sql.DB // read-only pool
 
-	mu     sync.Mutex // serialises Write and SetMeta; guards what follows
-	closed bool
-	stmts  map[stmtKey]*sql.Stmt
-	args   []any
-	buf    []byte
+	mu      sync.Mutex // serialises Write and SetMeta; guards what follows
+	closed  bool
+	discard bool // see DiscardWrites
+	stmts   map[stmtKey]*sql.Stmt
+	args    []any
+	buf     []byte
 }
 
 type stmtKey struct {
@@ -321,6 +322,15 @@ func (j *Journal) closeStmts() {
 	j.stmts = nil
 }
 
+// DiscardWrites makes every later Write succeed without writing anything.
+// It exists for one purpose: `htexctl bench --journal=false` measures what
+// the journal costs. A daemon never runs like this.
+func (j *Journal) DiscardWrites() {
+	j.mu.Lock()
+	j.discard = true
+	j.mu.Unlock()
+}
+
 // Write commits b in one transaction: all of it or, on error, nothing.
 // Jobs, tasks, results and attempts are inserted (a duplicate id of a job,
 // task or result fails the whole batch); blocks and pools are upserted by
@@ -333,6 +343,9 @@ func (j *Journal) Write(b *Batch) error {
 	defer j.mu.Unlock()
 	if j.closed {
 		return ErrClosed
+	}
+	if j.discard {
+		return nil
 	}
 	tx, err := j.w.Begin()
 	if err != nil {

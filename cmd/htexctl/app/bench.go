@@ -27,6 +27,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "window", Usage: "tasks in flight at most (0 = all)"},
 			&cli.IntFlag{Name: "prefetch", Value: 1000, Usage: "prefetch_capacity of the pool"},
 			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
+			&cli.StringFlag{Name: "journal", Value: "true", Usage: "true, false (journal writes discarded: only to measure what the journal costs), or both"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
 		},
 		Action: func(c *cli.Context) error {
@@ -41,6 +42,17 @@ func benchCommand() *cli.Command {
 			default:
 				return usageError("bench: --encrypted %q: want true, false or both", c.String("encrypted"))
 			}
+			var journals []bool
+			switch c.String("journal") {
+			case "true":
+				journals = []bool{true}
+			case "false":
+				journals = []bool{false}
+			case "both":
+				journals = []bool{true, false}
+			default:
+				return usageError("bench: --journal %q: want true, false or both", c.String("journal"))
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return failure("bench: %v", err)
@@ -48,9 +60,17 @@ func benchCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			var reports []*bench.Report
+			type run struct{ enc, journal bool }
+			var runs []run
 			for _, enc := range modes {
+				for _, jr := range journals {
+					runs = append(runs, run{enc, jr})
+				}
+			}
+			for _, rn := range runs {
 				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
-					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: enc, Executable: exe, Log: os.Stderr}
+					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: rn.enc, NoJournal: !rn.journal,
+					Executable: exe, Log: os.Stderr}
 				if isTerminal(os.Stderr) {
 					o.Progress = func(done, total int) {
 						if done%1000 == 0 || done == total {
@@ -70,12 +90,16 @@ func benchCommand() *cli.Command {
 					b, _ := json.Marshal(r)
 					fmt.Fprintln(out, string(b))
 				} else {
-					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
-						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
 				}
 			}
 			if len(reports) == 2 && !c.Bool("json") {
-				fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%\n", 100*reports[0].TasksPerSecond/reports[1].TasksPerSecond)
+				if len(modes) == 2 {
+					fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%\n", 100*reports[0].TasksPerSecond/reports[1].TasksPerSecond)
+				} else {
+					fmt.Fprintf(out, "journal cost: %.1f%% of the throughput without it\n", 100*(1-reports[0].TasksPerSecond/reports[1].TasksPerSecond))
+				}
 			}
 			return nil
 		},
