@@ -31,27 +31,13 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
 		},
 		Action: func(c *cli.Context) error {
-			var modes []bool
-			switch c.String("encrypted") {
-			case "true":
-				modes = []bool{true}
-			case "false":
-				modes = []bool{false}
-			case "both":
-				modes = []bool{true, false}
-			default:
-				return usageError("bench: --encrypted %q: want true, false or both", c.String("encrypted"))
+			modes, err := trueFalseBoth("encrypted", c.String("encrypted"))
+			if err != nil {
+				return err
 			}
-			var journals []bool
-			switch c.String("journal") {
-			case "true":
-				journals = []bool{true}
-			case "false":
-				journals = []bool{false}
-			case "both":
-				journals = []bool{true, false}
-			default:
-				return usageError("bench: --journal %q: want true, false or both", c.String("journal"))
+			journals, err := trueFalseBoth("journal", c.String("journal"))
+			if err != nil {
+				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -104,4 +90,17 @@ func benchCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// trueFalseBoth parses a bench flag that runs one setting or both.
+func trueFalseBoth(flag, v string) ([]bool, error) {
+	switch v {
+	case "true":
+		return []bool{true}, nil
+	case "false":
+		return []bool{false}, nil
+	case "both":
+		return []bool{true, false}, nil
+	}
+	return nil, usageError("bench: --%s %q: want true, false or both", flag, v)
 }
