@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/htex/htex/config"
+
+	"github.com/htex/htex/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -274,7 +276,7 @@ func TestRenderDefaultBlockDir(t *testing.T) {
 // worker's status.
 func TestLocalScriptRuns(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		testenv.SkipOrFail(t, "bash is not installed")
 	}
 	run := t.TempDir()
 	blockDir := filepath.Join(run, "blocks", "9")

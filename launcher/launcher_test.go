@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/htex/htex/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -85,7 +87,7 @@ func TestLineErrors(t *testing.T) {
 // with its own SLURMD_NODENAME: the command must see each node's value.
 func TestLineExpandsPerNode(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		testenv.SkipOrFail(t, "bash is not installed")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
