@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/htex/htex/internal/execx"
+
+	"github.com/htex/htex/internal/testenv"
 )
 
 const meminfo = `MemTotal:       263842520 kB
@@ -108,7 +110,7 @@ func TestNodeDetected(t *testing.T) {
 	t.Setenv("HTEX_MEMORY_GB", "")
 	n, err := Node()
 	if err != nil {
-		t.Skipf("no detection here: %v", err)
+		testenv.SkipOrFail(t, "no detection here: %v", err)
 	}
 	if len(n.CPUs) == 0 || n.MemoryGB <= 0 {
 		t.Errorf("Node() = %v, %g GB", n.CPUs, n.MemoryGB)
@@ -211,9 +213,7 @@ func TestGPUs(t *testing.T) {
 
 // TestGPUsReal runs the real commands; it only checks that nothing breaks.
 func TestGPUsReal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs nvidia-smi and rocm-smi when present")
-	}
+	testenv.Integration(t) // runs nvidia-smi and rocm-smi when present
 	if n := GPUs(); n < 0 {
 		t.Errorf("GPUs() = %d", n)
 	}

@@ -15,15 +15,15 @@ import (
 	"github.com/htex/htex/blockscript"
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/providers"
+
+	"github.com/htex/htex/internal/testenv"
 )
 
 // requireCluster skips (or, in CI, fails) unless a Slurm cluster answers
 // with at least two idle nodes.
 func requireCluster(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test against a real Slurm; skipped with -short")
-	}
+	testenv.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-N", "-o", "%N %T").CombinedOutput()
