@@ -40,10 +40,7 @@ func requireCluster(t *testing.T) {
 	if err != nil {
 		msg += " (" + err.Error() + ")"
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("\n\n*** %s\n*** CI must run this test against a real Slurm: run `sudo scripts/slurm-cluster.sh up` before `go test` ***\n", msg)
-	}
-	t.Skip(msg + "; run scripts/slurm-cluster.sh up (as root) to start a local one")
+	testenv.SkipOrFail(t, "%s; run scripts/slurm-cluster.sh up (as root) to start a local one", msg)
 }
 
 // block renders and writes a block script the way the daemon does and
