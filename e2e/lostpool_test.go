@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,24 +25,11 @@ init_blocks = 2
 max_blocks = 2
 `
 
-type blockJSON struct {
-	ID    int64  `json:"id"`
-	JobID string `json:"job_id"`
-	State string `json:"state"`
-	Busy  int    `json:"busy"`
-	Pools int    `json:"pools"`
-}
+type blockJSON = testenv.Block
 
 func blocksOf(t *testing.T, d *testenv.Daemon) []blockJSON {
 	t.Helper()
-	var st struct {
-		Blocks []blockJSON `json:"blocks"`
-	}
-	out := d.MustRun("status", "--json")
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return st.Blocks
+	return d.Status().Blocks
 }
 
 // killBlock kills a local block the hard way, as a node failure would: the

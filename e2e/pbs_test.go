@@ -93,50 +93,17 @@ func (e *pbsEmulator) drain(t *testing.T) {
 	t.Errorf("PBS emulator jobs still unfinished after the test")
 }
 
-// pbsStatus is the part of `htexctl status --json` these tests read.
-type pbsStatus struct {
-	Blocks []struct {
-		ID      int64  `json:"id"`
-		JobID   string `json:"job_id"`
-		State   string `json:"state"`
-		Pools   int    `json:"pools"`
-		Busy    int    `json:"busy"`
-		Message string `json:"message"`
-	} `json:"blocks"`
-	Pools []struct {
-		ID      string `json:"id"`
-		Node    string `json:"node"`
-		BlockID int64  `json:"block_id"`
-		Slots   int    `json:"slots"`
-		Busy    int    `json:"busy"`
-	} `json:"pools"`
+type pbsStatus = testenv.Status
+
+// pbsWaitStatus polls the status until ok holds.
+func pbsWaitStatus(t *testing.T, d *testenv.Daemon, what string, ok func(pbsStatus) bool) pbsStatus {
+	t.Helper()
+	return d.WaitStatus(what, 3*time.Minute, ok)
 }
 
 func pbsReadStatus(t *testing.T, d *testenv.Daemon) pbsStatus {
 	t.Helper()
-	out := d.MustRun("status", "--json")
-	var st pbsStatus
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return st
-}
-
-// pbsWaitStatus polls `htexctl status --json` until ok holds. The deadline only
-// bounds a hung test; nothing is asserted about how long it took.
-func pbsWaitStatus(t *testing.T, d *testenv.Daemon, what string, ok func(pbsStatus) bool) pbsStatus {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		st := pbsReadStatus(t, d)
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited for %s; last status %+v\ndaemon log:\n%s", what, st, testenv.Tail(d.Log(), 60))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return d.Status()
 }
 
 // emuNodes are the node names the emulator gives job <seq>.emu-server.

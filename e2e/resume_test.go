@@ -10,7 +10,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -44,53 +43,18 @@ heartbeat_threshold = 60
 kind = "local"
 `
 
-// resumeStatus is the part of `status --json` the resume and security
-// tests read.
-type resumeStatus struct {
-	Encrypted bool   `json:"encrypted"`
-	Warning   string `json:"warning"`
-	Jobs      int64  `json:"jobs"`
-	Queued    int64  `json:"queued"`
-	Running   int64  `json:"running"`
-	Succeeded int64  `json:"succeeded"`
-	Failed    int64  `json:"failed"`
-	Blocks    []struct {
-		ID    int64  `json:"id"`
-		JobID string `json:"job_id"`
-		State string `json:"state"`
-		Pools int    `json:"pools"`
-	} `json:"blocks"`
-	Pools []struct {
-		ID      string `json:"id"`
-		BlockID int64  `json:"block_id"`
-	} `json:"pools"`
-}
+type resumeStatus = testenv.Status
 
 func resumeStatusOf(t *testing.T, d *testenv.Daemon) resumeStatus {
 	t.Helper()
-	out := d.MustRun("status", "--json")
-	var st resumeStatus
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return st
+	return d.Status()
 }
 
 // resumeWait polls status until cond holds; limit is a generous deadline
 // against a hang, not a measure of speed.
 func resumeWait(t *testing.T, d *testenv.Daemon, what string, limit time.Duration, cond func(resumeStatus) bool) resumeStatus {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		st := resumeStatusOf(t, d)
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last status %+v\ndaemon log:\n%s", limit, what, st, testenv.Tail(d.Log(), 40))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return d.WaitStatus(what, limit, cond)
 }
 
 // resumeRuns reads the log the tasks append their HTEX_TASK_ID to: how many

@@ -43,64 +43,22 @@ period = 1
 ` + strategy + "\n"
 }
 
-type scBlock struct {
-	ID         int64   `json:"id"`
-	JobID      string  `json:"job_id"`
-	State      string  `json:"state"`
-	Nodes      int     `json:"nodes"`
-	Pools      int     `json:"pools"`
-	Slots      int     `json:"slots"`
-	Busy       int     `json:"busy"`
-	IdleSince  *string `json:"idle_since"`
-	EndTime    *string `json:"end_time"`
-	Message    string  `json:"message"`
-	StderrPath string  `json:"stderr_path"`
-}
-
-type scPool struct {
-	ID       string `json:"id"`
-	BlockID  int64  `json:"block_id"`
-	Busy     int    `json:"busy"`
-	Draining bool   `json:"draining"`
-}
-
-type scStatus struct {
-	Queued    int64     `json:"queued"`
-	Running   int64     `json:"running"`
-	Succeeded int64     `json:"succeeded"`
-	Failed    int64     `json:"failed"`
-	Blocks    []scBlock `json:"blocks"`
-	Pools     []scPool  `json:"pools"`
-	Scaler    string    `json:"scaler"`
-	raw       string
-}
+type (
+	scBlock  = testenv.Block
+	scPool   = testenv.Pool
+	scStatus = testenv.Status
+)
 
 func scStatusOf(t *testing.T, d *testenv.Daemon) scStatus {
 	t.Helper()
-	out := d.MustRun("status", "--json")
-	var s scStatus
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	s.raw = out
-	return s
+	return d.Status()
 }
 
-// scWaitStatus polls status until cond holds; it fails after a generous
-// deadline, showing the last status and the daemon's log.
+// scWaitStatus polls status until cond holds, for up to a generous two
+// minutes.
 func scWaitStatus(t *testing.T, d *testenv.Daemon, what string, cond func(scStatus) bool) scStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		s := scStatusOf(t, d)
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 2 minutes for %s; last status:\n%s\ndaemon log:\n%s", what, s.raw, testenv.Tail(d.Log(), 60))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return d.WaitStatus(what, 2*time.Minute, cond)
 }
 
 var scDecisionRE = regexp.MustCompile(`decision #(\d+) at `)
@@ -230,10 +188,10 @@ func TestScalingBurstOutThenIdleIn(t *testing.T) {
 		t.Errorf("blocks cancelled as idle: %v, want 2 (3 blocks, min_blocks 1)", got)
 	}
 	if live := scLiveBlocks(s); len(live) != 1 {
-		t.Errorf("live blocks %v, want 1 (min_blocks)\n%s", live, s.raw)
+		t.Errorf("live blocks %v, want 1 (min_blocks)\n%s", live, s.Raw)
 	}
 	if len(s.Blocks) != 3 {
-		t.Errorf("%d blocks submitted, want 3 (max_blocks)\n%s", len(s.Blocks), s.raw)
+		t.Errorf("%d blocks submitted, want 3 (max_blocks)\n%s", len(s.Blocks), s.Raw)
 	}
 	if !strings.Contains(s.Scaler, "simple: tasks=0 ") || !strings.Contains(s.Scaler, "live=1 ") {
 		t.Errorf("scaler line %q: want the numbers of an idle decision with 1 live block", s.Scaler)
@@ -354,7 +312,7 @@ func TestScalingParallelism(t *testing.T) {
 	scAllSucceededOnce(t, d.Results(job), 4)
 	s = scStatusOf(t, d)
 	if len(s.Blocks) != 2 {
-		t.Errorf("%d blocks submitted for 4 tasks at parallelism 0.5, want 2\n%s", len(s.Blocks), s.raw)
+		t.Errorf("%d blocks submitted for 4 tasks at parallelism 0.5, want 2\n%s", len(s.Blocks), s.Raw)
 	}
 }
 
@@ -370,7 +328,7 @@ func TestScalingFailedBlocksHalt(t *testing.T) {
 	scWaitStatus(t, d, "the failed-block limit", func(s scStatus) bool { return strings.Contains(s.Scaler, halt) })
 	s := scWaitDecisions(t, d, 3) // and it stays so
 	if len(s.Blocks) != 2 {
-		t.Fatalf("%d blocks submitted, want 2 (max_block_failures)\n%s", len(s.Blocks), s.raw)
+		t.Fatalf("%d blocks submitted, want 2 (max_block_failures)\n%s", len(s.Blocks), s.Raw)
 	}
 	for _, b := range s.Blocks {
 		if b.State != "failed" {
@@ -398,7 +356,7 @@ func TestScalingFailedBlocksHalt(t *testing.T) {
 		}
 	}
 	var raw map[string]any
-	if err := json.Unmarshal([]byte(s.raw), &raw); err != nil {
+	if err := json.Unmarshal([]byte(s.Raw), &raw); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := raw["scaler"]; !ok {
@@ -491,7 +449,7 @@ func TestScalingWalltimeDrain(t *testing.T) {
 		t.Errorf("block %d ended %q (%s), want completed: it should drain and exit on its own", first, s.Blocks[0].State, s.Blocks[0].Message)
 	}
 	if len(s.Blocks) != 2 {
-		t.Errorf("%d blocks, want 2 (the first and its replacement)\n%s", len(s.Blocks), s.raw)
+		t.Errorf("%d blocks, want 2 (the first and its replacement)\n%s", len(s.Blocks), s.Raw)
 	}
 
 	j := scStoppedJournal(t, d)

@@ -71,41 +71,11 @@ period = 1
 `, extraExecutor, nodesPerBlock, initBlocks, maxBlocks, extraProvider, strategy)
 }
 
-// slurmStatus is the part of `htexctl status --json` the tests read.
-type slurmStatus struct {
-	Queued    int64  `json:"queued"`
-	Running   int64  `json:"running"`
-	Succeeded int64  `json:"succeeded"`
-	Failed    int64  `json:"failed"`
-	Scaler    string `json:"scaler"`
-	Blocks    []struct {
-		ID         int64  `json:"id"`
-		JobID      string `json:"job_id"`
-		State      string `json:"state"`
-		Nodes      int    `json:"nodes"`
-		Pools      int    `json:"pools"`
-		Slots      int    `json:"slots"`
-		Busy       int    `json:"busy"`
-		Message    string `json:"message"`
-		StderrPath string `json:"stderr_path"`
-	} `json:"blocks"`
-	Pools []struct {
-		ID      string `json:"id"`
-		Node    string `json:"node"`
-		BlockID int64  `json:"block_id"`
-		Slots   int    `json:"slots"`
-		Busy    int    `json:"busy"`
-	} `json:"pools"`
-}
+type slurmStatus = testenv.Status
 
 func slurmStatusOf(t *testing.T, d *testenv.Daemon) slurmStatus {
 	t.Helper()
-	out := d.MustRun("status", "--json")
-	var st slurmStatus
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	return st
+	return d.Status()
 }
 
 // waitStatus polls `status --json` until cond holds; it fails the test
