@@ -27,22 +27,7 @@ type pbsEmulator struct {
 // PBS commands.
 func buildPBSEmulator(t *testing.T) *pbsEmulator {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		testenv.SkipOrFail(t, "no go command to build the PBS emulator: %v", err)
-	}
-	e := &pbsEmulator{bin: t.TempDir(), state: t.TempDir(), home: t.TempDir()}
-	exe := filepath.Join(e.bin, "pbs-emulator")
-	build := exec.Command(goCmd, "build", "-buildvcs=false", "-o", exe, ".")
-	build.Dir = filepath.Join(testenv.RepoRoot(), "testdata", "pbs-emulator")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the PBS emulator: %v\n%s", err, out)
-	}
-	for _, name := range []string{"qsub", "qstat", "qdel", "qrls", "mpiexec"} {
-		if err := os.Symlink(exe, filepath.Join(e.bin, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e := &pbsEmulator{bin: testenv.BuildPBSEmulator(t), state: t.TempDir(), home: t.TempDir()}
 	// Registered before the daemon's own cleanup, so it runs after the
 	// daemon has stopped (and qdel'ed its blocks).
 	t.Cleanup(func() { e.drain(t) })

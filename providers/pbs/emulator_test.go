@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/internal/execx"
 	"github.com/htex/htex/providers"
+
+	"github.com/htex/htex/internal/testenv"
 )
 
 // emulator is the PBS emulator of testdata/pbs-emulator, built for one test.
@@ -30,23 +31,8 @@ type emulator struct {
 // as qsub, qstat, qdel, qrls and mpiexec.
 func buildEmulator(t *testing.T) *emulator {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	e := &emulator{bin: t.TempDir(), state: t.TempDir(), work: t.TempDir()}
+	e := &emulator{bin: testenv.BuildPBSEmulator(t), state: t.TempDir(), work: t.TempDir()}
 	e.pathEnv = e.bin + string(os.PathListSeparator) + os.Getenv("PATH")
-	exe := filepath.Join(e.bin, "pbs-emulator")
-	build := exec.Command(goCmd, "build", "-buildvcs=false", "-o", exe, ".")
-	build.Dir = filepath.Join("..", "..", "testdata", "pbs-emulator")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the PBS emulator: %v\n%s", err, out)
-	}
-	for _, name := range []string{"qsub", "qstat", "qdel", "qrls", "mpiexec"} {
-		if err := os.Symlink(exe, filepath.Join(e.bin, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t.Cleanup(func() { e.drain(t) })
 	return e
 }
