@@ -44,13 +44,14 @@ type block struct {
 // and cancels blocks, and follows their state. It implements
 // interchange.BlockSource.
 type blockLoop struct {
-	cfg    *config.Config
-	opt    Options
-	prov   providers.Provider
-	jr     *journal.Journal
-	log    *slog.Logger
-	ix     *interchange.Interchange
-	policy scale.Policy
+	adoptRecs []journal.Block // set by adopt, written by run (see recordLater)
+	cfg       *config.Config
+	opt       Options
+	prov      providers.Provider
+	jr        *journal.Journal
+	log       *slog.Logger
+	ix        *interchange.Interchange
+	policy    scale.Policy
 
 	mu       sync.Mutex
 	blocks   []*block
@@ -131,15 +132,10 @@ func (l *blockLoop) adopt(ctx context.Context) error {
 	return nil
 }
 
-var pendingRecords struct {
-	sync.Mutex
-	recs []journal.Block
-}
-
+// recordLater keeps a record found by adopt, which runs before the
+// interchange loop does, for run to write once the loop is up.
 func (l *blockLoop) recordLater(b journal.Block) {
-	pendingRecords.Lock()
-	pendingRecords.recs = append(pendingRecords.recs, b)
-	pendingRecords.Unlock()
+	l.adoptRecs = append(l.adoptRecs, b)
 }
 
 func (l *blockLoop) record(ctx context.Context, b *block, event string) {
@@ -156,10 +152,8 @@ func (l *blockLoop) record(ctx context.Context, b *block, event string) {
 
 // run is the scaler loop; it ends with ctx.
 func (l *blockLoop) run(ctx context.Context) {
-	pendingRecords.Lock()
-	recs := pendingRecords.recs
-	pendingRecords.recs = nil
-	pendingRecords.Unlock()
+	recs := l.adoptRecs
+	l.adoptRecs = nil
 	l.ix.Do(ctx, func(st *interchange.State) {
 		for _, r := range recs {
 			st.RecordBlock(r)
