@@ -140,31 +140,36 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	if err != nil {
 		return fail(wire.ErrorKind_SPAWN, "%v", err)
 	}
-	outTail := &tail{max: s.p.opt.TailBytes}
-	errTail := &tail{max: s.p.opt.TailBytes}
-	outW, outDone, err := s.outputSink(t.StdoutPath, outTail)
-	if err != nil {
-		return fail(wire.ErrorKind_SPAWN, "stdout: %v", err)
+	var outs [2]stream
+	var childFds [2]int
+	for i, path := range [2]string{t.StdoutPath, t.StderrPath} {
+		w, err := outs[i].open(path, s.p.opt.TailBytes)
+		if err != nil {
+			for j := range i {
+				unix.Close(childFds[j])
+				outs[j].close()
+			}
+			return fail(wire.ErrorKind_SPAWN, "%s: %v", [2]string{"stdout", "stderr"}[i], err)
+		}
+		childFds[i] = w
 	}
-	errW, errDone, err := s.outputSink(t.StderrPath, errTail)
-	if err != nil {
-		outW.Close()
-		outDone()
-		return fail(wire.ErrorKind_SPAWN, "stderr: %v", err)
-	}
+	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   t.Cwd,
 		Env:   s.taskEnv(t),
-		Files: []uintptr{s.p.devnull.Fd(), outW.Fd(), errW.Fd()},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Files: []uintptr{s.p.devnull.Fd(), uintptr(childFds[0]), uintptr(childFds[1])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}
 	pid, err := syscall.ForkExec(path, t.Argv, attr)
-	outW.Close()
-	errW.Close()
+	unix.Close(childFds[0])
+	unix.Close(childFds[1])
 	if err != nil {
-		outDone()
-		errDone()
+		outs[0].close()
+		outs[1].close()
 		return fail(wire.ErrorKind_SPAWN, "start %s: %v", t.Argv[0], err)
+	}
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
 	}
 	if !s.p.run.start(t.Id, pid) {
 		terminate(pid)
@@ -177,6 +182,7 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 			terminate(pid)
 		})
 	}
+	s.collect(&outs, pidfd)
 	var ws syscall.WaitStatus
 	for {
 		_, err = syscall.Wait4(pid, &ws, 0, nil)
@@ -187,15 +193,14 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	if timer != nil {
 		timer.Stop()
 	}
-	// Leftover background processes of the task would keep its output open
-	// and its slot's CPUs busy: the group goes with its leader.
+	// Leftover background processes of the task would keep its slot's CPUs
+	// busy: the group goes with its leader.
 	unix.Kill(-pid, unix.SIGKILL)
 	cancelled := s.p.run.end(t.Id)
-	outDone()
-	errDone()
+	s.drain(&outs)
 	end := time.Now()
 	res.EndUnixUs = end.UnixMicro()
-	res.Stdout, res.Stderr = outTail.bytes(), errTail.bytes()
+	res.Stdout, res.Stderr = outs[0].tail.bytes(), outs[1].tail.bytes()
 	switch {
 	case err != nil:
 		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_SPAWN, -1, "wait: "+err.Error()
@@ -214,28 +219,107 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	return res
 }
 
-// outputSink returns the write end given to the task and a function that
-// waits for the output to be collected. With a path, the full output goes
-// to the file and the tail is read from it afterwards.
-func (s *slot) outputSink(path string, tl *tail) (*os.File, func(), error) {
+// stream collects one output stream of a task: through a pipe whose tail
+// the slot keeps, or into a file whose tail is read when the task ends.
+type stream struct {
+	fd   int // read end of the pipe; -1 once closed or for a file
+	path string
+	tail *tail
+}
+
+// open prepares the stream and returns the descriptor the task writes to.
+func (st *stream) open(path string, tailBytes int) (int, error) {
+	st.fd, st.path, st.tail = -1, path, &tail{max: tailBytes}
 	if path != "" {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, nil, err
+		return unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return -1, err
+	}
+	st.fd = p[0]
+	return p[1], nil
+}
+
+// read reads what one read gives into the tail and closes the pipe at its
+// end. It is called only when poll says the pipe is readable.
+func (st *stream) read(buf []byte) {
+	n, err := unix.Read(st.fd, buf)
+	if n > 0 {
+		st.tail.Write(buf[:n])
+		return
+	}
+	if err != unix.EINTR && err != unix.EAGAIN {
+		st.close()
+	}
+}
+
+func (st *stream) close() {
+	if st.fd >= 0 {
+		unix.Close(st.fd)
+		st.fd = -1
+	}
+}
+
+// collect reads the task's output pipes on the slot's own thread, with no
+// goroutines, until the task exits (its pidfd becomes readable). Without a
+// pidfd (kernels before 5.3) it reads until both pipes are closed.
+func (s *slot) collect(outs *[2]stream, pidfd int) {
+	var fds [3]unix.PollFd
+	var which [3]int
+	for {
+		n := 0
+		for i := range outs {
+			if outs[i].fd >= 0 {
+				fds[n], which[n] = unix.PollFd{Fd: int32(outs[i].fd), Events: unix.POLLIN}, i
+				n++
+			}
 		}
-		return f, func() { readTail(path, tl) }, nil
+		if pidfd >= 0 {
+			fds[n], which[n] = unix.PollFd{Fd: int32(pidfd), Events: unix.POLLIN}, -1
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		if _, err := unix.Poll(fds[:n], -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		for k := range n {
+			if fds[k].Revents == 0 {
+				continue
+			}
+			if which[k] < 0 {
+				return
+			}
+			outs[which[k]].read(s.buf)
+		}
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
+}
+
+// drain reads what the task left in its pipes without waiting for a
+// writer that outlived it (a process that left the task's group), closes
+// them, and reads the tails of output files.
+func (s *slot) drain(outs *[2]stream) {
+	for i := range outs {
+		st := &outs[i]
+		for st.fd >= 0 {
+			fds := [1]unix.PollFd{{Fd: int32(st.fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(fds[:], 0); err == unix.EINTR {
+				continue
+			} else if n <= 0 {
+				break
+			}
+			st.read(s.buf)
+		}
+		st.close()
+		if st.path != "" {
+			readTail(st.path, st.tail)
+		}
 	}
-	done := make(chan struct{})
-	go func() { // owned by execTask, which waits on done
-		io.Copy(tl, r)
-		r.Close()
-		close(done)
-	}()
-	return w, func() { <-done }, nil
 }
 
 func readTail(path string, tl *tail) {

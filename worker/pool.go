@@ -56,7 +56,7 @@ type Pool struct {
 	run     *running
 	paths   *pathCache
 	devnull *os.File
-	results chan *wire.Result
+	fin     *finished
 
 	held      map[uint64]bool // dispatched to this pool and not yet reported
 	draining  bool
@@ -88,9 +88,9 @@ func New(opt Options) (*Pool, error) {
 		return nil, err
 	}
 	return &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn,
-		paths:   &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
-		results: make(chan *wire.Result, 4*len(opt.Layout.Slots)+opt.Prefetch+16),
-		held:    map[uint64]bool{}}, nil
+		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
+		fin:   &finished{slots: len(opt.Layout.Slots)},
+		held:  map[uint64]bool{}}, nil
 }
 
 // Run serves until the interchange says shutdown, the pool drains, the
@@ -191,7 +191,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	poller.Add(wake, zmq.POLLIN)
 	lastContact := time.Now()
 	lastBeat := time.Now()
-	var batch []*wire.Result
+	var batch, taken []*wire.Result
+	var holdUntil time.Time // when held results must go out
 	// Results of tasks killed by a signal the pool did not send, held back
 	// for signalGrace (see killedByBatchSystem).
 	var suspect []*wire.Result
@@ -208,6 +209,9 @@ func (p *Pool) Run(ctx context.Context) error {
 			// tell the interchange, which runs them again elsewhere.
 			p.log.Info("terminated: stopping running tasks and leaving", "tasks", len(p.held))
 			p.run.killAll()
+			if len(batch) > 0 { // held results of tasks that did finish
+				sendResults(out.add(batch, time.Now()))
+			}
 			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
 			time.Sleep(100 * time.Millisecond) // let the goodbye leave before the socket closes
 			return ctx.Err()
@@ -215,6 +219,9 @@ func (p *Pool) Run(ctx context.Context) error {
 		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))
 		if len(suspectAt) > 0 {
 			timeout = min(timeout, time.Until(suspectAt[0].Add(signalGrace)))
+		}
+		if !holdUntil.IsZero() { // zmq polls in whole milliseconds: round up
+			timeout = min(timeout, time.Until(holdUntil).Truncate(time.Millisecond)+time.Millisecond)
 		}
 		if p.draining {
 			timeout = min(timeout, 200*time.Millisecond)
@@ -254,6 +261,7 @@ func (p *Pool) Run(ctx context.Context) error {
 					}
 					p.held[t.Id] = true
 					p.busy.Add(1)
+					p.fin.started(1)
 					tasks <- t
 				}
 			case *wire.Envelope_HeartbeatReply:
@@ -284,10 +292,12 @@ func (p *Pool) Run(ctx context.Context) error {
 				break
 			}
 		}
-	results:
+		// Finished results go out at once, or are held for up to
+		// resultCoalesce while every slot still has work (see finished).
 		for {
-			select {
-			case r := <-p.results:
+			var slotsFed bool
+			taken, slotsFed = p.fin.take(taken[:0])
+			for _, r := range taken {
 				if killedByBatchSystem(r) {
 					suspect, suspectAt = append(suspect, r), append(suspectAt, now)
 					continue
@@ -295,22 +305,30 @@ func (p *Pool) Run(ctx context.Context) error {
 				delete(p.held, r.TaskId)
 				p.busy.Add(-1)
 				batch = append(batch, r)
-			default:
-				break results
 			}
-		}
-		// The pool outlived the signal that killed these tasks: it was
-		// not the batch system ending the block, so they count as run.
-		for len(suspect) > 0 && now.Sub(suspectAt[0]) >= signalGrace && ctx.Err() == nil {
-			r := suspect[0]
-			suspect, suspectAt = suspect[1:], suspectAt[1:]
-			delete(p.held, r.TaskId)
-			p.busy.Add(-1)
-			batch = append(batch, r)
-		}
-		if len(batch) > 0 {
-			sendResults(out.add(batch, now))
-			batch = nil
+			// The pool outlived the signal that killed these tasks: it was
+			// not the batch system ending the block, so they count as run.
+			for len(suspect) > 0 && now.Sub(suspectAt[0]) >= signalGrace && ctx.Err() == nil {
+				r := suspect[0]
+				suspect, suspectAt = suspect[1:], suspectAt[1:]
+				delete(p.held, r.TaskId)
+				p.busy.Add(-1)
+				batch = append(batch, r)
+			}
+			if len(batch) > 0 && holdUntil.IsZero() {
+				holdUntil = now.Add(resultCoalesce)
+			}
+			if len(batch) > 0 && slotsFed && now.Before(holdUntil) && !stopping && !p.draining {
+				p.fin.arm()
+				break
+			}
+			if len(batch) > 0 {
+				sendResults(out.add(batch, now))
+				batch, holdUntil = nil, time.Time{}
+			}
+			if !p.fin.disarm() {
+				break
+			}
 		}
 		if stopping {
 			return nil

@@ -22,10 +22,11 @@ type slot struct {
 	rank int
 	cpus []int
 	env  []string
+	buf  []byte // for reading task output
 }
 
 func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
-	sl := &slot{p: p, rank: s.Rank, cpus: s.CPUs}
+	sl := &slot{p: p, rank: s.Rank, cpus: s.CPUs, buf: make([]byte, 64<<10)}
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {
 		keys = append(keys, k)
@@ -76,8 +77,9 @@ func (sl *slot) run(tasks <-chan *wire.Task, wakeEndpoint string) error {
 	}
 	for t := range tasks {
 		r := sl.execTask(t)
-		sl.p.results <- r
-		wake.SendBytes(nil, zmq.DONTWAIT)
+		if sl.p.fin.post(r) {
+			wake.SendBytes(nil, zmq.DONTWAIT)
+		}
 	}
 	return nil
 }

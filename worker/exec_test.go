@@ -1,0 +1,120 @@
+package worker
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/htex/htex/pinning"
+	"github.com/htex/htex/wire"
+)
+
+// testSlot is a slot of a one-slot pool, to run tasks without an
+// interchange.
+func testSlot(t *testing.T, tailBytes int) *slot {
+	t.Helper()
+	p, err := New(Options{Layout: &pinning.Layout{Slots: []pinning.Slot{{Env: map[string]string{}}}}, TailBytes: tailBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.devnull.Close() })
+	return newSlot(p, p.opt.Layout.Slots[0], environ())
+}
+
+// run runs a task on the slot and fails the test if it does not end
+// within limit, which only a hang (not slowness) can exceed.
+func run(t *testing.T, s *slot, task *wire.Task, limit time.Duration) *wire.Result {
+	t.Helper()
+	done := make(chan *wire.Result, 1)
+	go func() { done <- s.execTask(task) }()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(limit):
+		t.Fatalf("task %v still not reported after %s", task.Argv, limit)
+		return nil
+	}
+}
+
+func TestExecOutputAndExitStatus(t *testing.T) {
+	s := testSlot(t, 64<<10)
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}}, time.Minute)
+	if string(r.Stdout) != "out\n" || string(r.Stderr) != "err\n" {
+		t.Errorf("stdout %q stderr %q, want %q and %q", r.Stdout, r.Stderr, "out\n", "err\n")
+	}
+	if r.ErrorKind != wire.ErrorKind_EXIT || r.ExitCode != 3 {
+		t.Errorf("kind %v exit %d, want EXIT 3", r.ErrorKind, r.ExitCode)
+	}
+}
+
+// More output than a pipe holds must not block the task, and the tail
+// keeps the last bytes.
+func TestExecLargeOutputKeepsTail(t *testing.T) {
+	s := testSlot(t, 1000)
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a; printf END"}}, time.Minute)
+	if r.ErrorKind != wire.ErrorKind_NONE {
+		t.Fatalf("task failed: %v %s", r.ErrorKind, r.Error)
+	}
+	if len(r.Stdout) != 1000 || !strings.HasSuffix(string(r.Stdout), "aaaEND") {
+		t.Errorf("stdout tail is %d bytes ending %q, want 1000 ending in aaaEND", len(r.Stdout), r.Stdout[max(0, len(r.Stdout)-10):])
+	}
+}
+
+// A process that leaves the task's process group and keeps its stdout
+// open must not hold the slot: the task is reported when its leader ends.
+func TestExecEscapedWriterDoesNotHoldSlot(t *testing.T) {
+	s := testSlot(t, 64<<10)
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"sh", "-c", "setsid sleep 300 & echo $!"}}, 60*time.Second)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(r.Stdout)))
+	if err != nil {
+		t.Fatalf("stdout %q: %v", r.Stdout, err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	if r.ErrorKind != wire.ErrorKind_NONE {
+		t.Errorf("task failed: %v %s", r.ErrorKind, r.Error)
+	}
+}
+
+func TestExecTimeoutKillsGroup(t *testing.T) {
+	s := testSlot(t, 64<<10)
+	r := run(t, s, &wire.Task{Id: 1, TimeoutMs: 200, Argv: []string{"sh", "-c", "sleep 300 & echo $!; sleep 300"}}, 60*time.Second)
+	if r.ErrorKind != wire.ErrorKind_TIMEOUT {
+		t.Errorf("kind %v (%s), want TIMEOUT", r.ErrorKind, r.Error)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(r.Stdout)))
+	if err != nil {
+		t.Fatalf("stdout %q: %v", r.Stdout, err)
+	}
+	for i := 0; ; i++ {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break // gone, or a zombie waiting for its new parent
+		}
+		if i == 100 {
+			syscall.Kill(child, syscall.SIGKILL)
+			t.Fatalf("the task's background child %d still runs after the task timed out", child)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestExecMissingCommandIsSpawnError(t *testing.T) {
+	s := testSlot(t, 64<<10)
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"htex-no-such-command"}}, time.Minute)
+	if r.ErrorKind != wire.ErrorKind_SPAWN || !strings.Contains(r.Error, "htex-no-such-command") {
+		t.Errorf("kind %v error %q, want SPAWN naming the command", r.ErrorKind, r.Error)
+	}
+}
+
+func TestExecOutputToFiles(t *testing.T) {
+	s := testSlot(t, 4)
+	dir := t.TempDir()
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"sh", "-c", "echo hello; echo oops >&2"},
+		StdoutPath: dir + "/out", StderrPath: dir + "/err"}, time.Minute)
+	if string(r.Stdout) != "llo\n" || string(r.Stderr) != "ops\n" {
+		t.Errorf("tails %q %q, want the last 4 bytes of each file", r.Stdout, r.Stderr)
+	}
+}
