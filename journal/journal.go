@@ -19,6 +19,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,9 +50,22 @@ type Journal struct {
 	mu      sync.Mutex // serialises Write and SetMeta; guards what follows
 	closed  bool
 	discard bool // see DiscardWrites
-	stmts   map[stmtKey]*sql.Stmt
-	args    []any
-	buf     []byte
+	// The insert statements, prepared on the writer's driver connection
+	// (stmtConn) by the first Write on it; Write runs them on that
+	// connection directly, without database/sql's per-argument checks.
+	stmts    map[stmtKey]driver.Stmt
+	stmtConn *sqlite3.SQLiteConn
+	args     []any
+	named    []driver.NamedValue
+	buf      []byte
+	lastArgv argvJSON // the previous task's argv and env, encoded
+}
+
+// argvJSON remembers the JSON of the last argv and env written (copies of
+// them): consecutive tasks of a job often share them.
+type argvJSON struct {
+	argv, env         []string
+	argvJSON, envJSON string
 }
 
 type stmtKey struct {
@@ -220,10 +234,10 @@ func Open(path string) (*Journal, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	j := &Journal{path: abs, w: w, stmts: map[stmtKey]*sql.Stmt{}}
+	j := &Journal{path: abs, w: w, stmts: map[stmtKey]driver.Stmt{}}
 	err = j.initSchema()
 	if err == nil {
-		err = j.prepare()
+		err = j.withConn(func(*sqlite3.SQLiteConn) error { return nil }) // prepares
 	}
 	if err != nil {
 		j.closeStmts()
@@ -319,7 +333,8 @@ func (j *Journal) closeStmts() {
 	for _, s := range j.stmts {
 		s.Close()
 	}
-	j.stmts = nil
+	clear(j.stmts)
+	j.stmtConn = nil
 }
 
 // DiscardWrites makes every later Write succeed without writing anything.
@@ -347,56 +362,82 @@ func (j *Journal) Write(b *Batch) error {
 	if j.discard {
 		return nil
 	}
-	tx, err := j.w.Begin()
-	if err != nil {
-		return fmt.Errorf("journal: begin: %w", err)
-	}
-	if err := j.writeTx(tx, b); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("journal: commit: %w", err)
-	}
-	return nil
+	return j.withConn(func(c *sqlite3.SQLiteConn) error {
+		if _, err := c.Exec("BEGIN IMMEDIATE", nil); err != nil {
+			return fmt.Errorf("journal: begin: %w", err)
+		}
+		if err := j.writeTx(b); err != nil {
+			c.Exec("ROLLBACK", nil)
+			return err
+		}
+		if _, err := c.Exec("COMMIT", nil); err != nil {
+			c.Exec("ROLLBACK", nil)
+			return fmt.Errorf("journal: commit: %w", err)
+		}
+		return nil
+	})
 }
 
-func (j *Journal) writeTx(tx *sql.Tx, b *Batch) error {
-	if err := insertRows(j, tx, insJobs, b.Jobs, argsJob); err != nil {
+// withConn runs f on the writer's driver connection, with the insert
+// statements prepared on it (j.mu held, or at Open).
+func (j *Journal) withConn(f func(c *sqlite3.SQLiteConn) error) error {
+	conn, err := j.w.Conn(context.Background())
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("journal: writer connection is a %T", dc)
+		}
+		if c != j.stmtConn {
+			j.closeStmts()
+			if err := j.prepare(c); err != nil {
+				j.closeStmts()
+				return err
+			}
+			j.stmtConn = c
+		}
+		return f(c)
+	})
+}
+
+func (j *Journal) writeTx(b *Batch) error {
+	if err := insertRows(j, insJobs, b.Jobs, argsJob); err != nil {
 		return err
 	}
-	if err := insertRows(j, tx, insTasks, b.Tasks, argsTask); err != nil {
+	if err := insertRows(j, insTasks, b.Tasks, argsTask); err != nil {
 		return err
 	}
-	if err := insertRows(j, tx, insBlocks, b.Blocks, argsBlock); err != nil {
+	if err := insertRows(j, insBlocks, b.Blocks, argsBlock); err != nil {
 		return err
 	}
-	if err := insertRows(j, tx, insPools, b.Pools, argsPool); err != nil {
+	if err := insertRows(j, insPools, b.Pools, argsPool); err != nil {
 		return err
 	}
-	if err := insertRows(j, tx, insAttempts, b.Attempts, argsAttempt); err != nil {
+	if err := insertRows(j, insAttempts, b.Attempts, argsAttempt); err != nil {
 		return err
 	}
-	if err := insertRows(j, tx, insResults, b.Results, argsResult); err != nil {
+	if err := insertRows(j, insResults, b.Results, argsResult); err != nil {
 		return err
 	}
-	return insertRows(j, tx, insEvents, b.Events, argsEvent)
+	return insertRows(j, insEvents, b.Events, argsEvent)
 }
 
 // insertRows writes rows with multi-row INSERTs of maxRowsPerInsert rows,
 // then of the powers of two that make up the rest.
-func insertRows[T any](j *Journal, tx *sql.Tx, spec *insertSpec, rows []T, add func(*Journal, []any, *T) []any) error {
+func insertRows[T any](j *Journal, spec *insertSpec, rows []T, add func(*Journal, []any, *T) []any) error {
 	for len(rows) > 0 {
 		n := maxRowsPerInsert
 		for n > len(rows) {
 			n >>= 1
 		}
-		st := j.stmts[stmtKey{spec, n}]
 		args := j.args[:0]
 		for i := range rows[:n] {
 			args = add(j, args, &rows[i])
 		}
-		err := execQuery(tx.Stmt(st), args)
+		err := j.execInsert(j.stmts[stmtKey{spec, n}], args)
 		clear(args)
 		j.args = args[:0]
 		if err != nil {
@@ -407,33 +448,38 @@ func insertRows[T any](j *Journal, tx *sql.Tx, spec *insertSpec, rows []T, add f
 	return nil
 }
 
-// execQuery runs an INSERT through Query instead of Exec: go-sqlite3 binds
-// Query arguments and takes the first step in one cgo call, where Exec
-// makes one cgo call per argument (~28,000 per Write of 1,000 tasks and
-// 1,000 results); in BenchmarkWriteMixed this makes Write 20-30% faster.
-// The statement returns no rows; errors (a duplicate key) come from Query
-// or from Rows.Err.
-func execQuery(st *sql.Stmt, args []any) error {
-	rows, err := st.Query(args...)
+// execInsert runs an INSERT through the driver's Query instead of Exec:
+// go-sqlite3 binds Query arguments and takes the first step in one cgo
+// call, where Exec makes one cgo call per argument (~28,000 per Write of
+// 1,000 tasks and 1,000 results). The statement returns no rows; an error
+// (a duplicate key) comes from that first step.
+func (j *Journal) execInsert(st driver.Stmt, args []any) error {
+	if cap(j.named) < len(args) {
+		j.named = make([]driver.NamedValue, len(args))
+		for i := range j.named {
+			j.named[i].Ordinal = i + 1
+		}
+	}
+	named := j.named[:len(args)]
+	for i, v := range args {
+		named[i].Value = v
+	}
+	rows, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), named)
+	for i := range named {
+		named[i].Value = nil
+	}
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-	}
-	err = rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return rows.Close()
 }
 
 // prepare prepares the insert statements of every table for every row
-// count insertRows uses. It runs at Open: the writer pool has one
-// connection, which a transaction holds, so Write cannot prepare.
-func (j *Journal) prepare() error {
+// count insertRows uses, on the writer's driver connection.
+func (j *Journal) prepare(c *sqlite3.SQLiteConn) error {
 	for _, spec := range []*insertSpec{insJobs, insTasks, insResults, insAttempts, insBlocks, insPools, insEvents} {
 		for n := maxRowsPerInsert; n >= 1; n >>= 1 {
-			s, err := j.w.Prepare(spec.sql(n))
+			s, err := c.Prepare(spec.sql(n))
 			if err != nil {
 				return fmt.Errorf("prepare insert into %s: %w", spec.table, err)
 			}
@@ -450,11 +496,16 @@ func argsJob(_ *Journal, a []any, r *Job) []any {
 }
 
 func argsTask(j *Journal, a []any, r *Task) []any {
-	j.buf = appendJSONStrings(j.buf[:0], r.Argv)
-	argv := string(j.buf)
-	j.buf = appendJSONStrings(j.buf[:0], r.Env)
-	env := string(j.buf)
-	return append(a, r.ID, r.JobID, r.ArrayIndex, argv, env, r.Cwd, r.Timeout.Seconds(),
+	c := &j.lastArgv
+	if c.argvJSON == "" || !slices.Equal(c.argv, r.Argv) {
+		j.buf = appendJSONStrings(j.buf[:0], r.Argv)
+		c.argv, c.argvJSON = slices.Clone(r.Argv), string(j.buf)
+	}
+	if c.envJSON == "" || !slices.Equal(c.env, r.Env) {
+		j.buf = appendJSONStrings(j.buf[:0], r.Env)
+		c.env, c.envJSON = slices.Clone(r.Env), string(j.buf)
+	}
+	return append(a, r.ID, r.JobID, r.ArrayIndex, c.argvJSON, c.envJSON, r.Cwd, r.Timeout.Seconds(),
 		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt))
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -559,4 +560,28 @@ func FuzzJSONStrings(f *testing.F) {
 			t.Fatalf("%q: got %q want %q", in, out, want)
 		}
 	})
+}
+
+// The journal remembers the JSON of the last argv and env it wrote; a
+// caller that reuses a slice with new contents must still get them written.
+func TestWriteReusedArgvSlice(t *testing.T) {
+	j, _ := open(t)
+	argv := []string{"echo", "first"}
+	env := []string{"A=1"}
+	mustWrite(t, j, &Batch{Tasks: []Task{{ID: 1, JobID: 1, Argv: argv, Env: env}, {ID: 2, JobID: 1, Argv: argv, Env: env}}})
+	argv[1], env[0] = "second", "A=2"
+	mustWrite(t, j, &Batch{Tasks: []Task{{ID: 3, JobID: 1, Argv: argv, Env: env}}})
+	got, _, err := j.Unfinished()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]string{1: "echo first A=1", 2: "echo first A=1", 3: "echo second A=2"}
+	for _, task := range got {
+		if s := strings.Join(append(slices.Clone(task.Argv), task.Env...), " "); s != want[task.ID] {
+			t.Errorf("task %d: argv+env %q, want %q", task.ID, s, want[task.ID])
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("%d tasks read back, want 3", len(got))
+	}
 }
