@@ -23,11 +23,15 @@ const SchemaVersion = 1
 const busyTimeoutMS = 10000
 
 var (
+	// Both: _mutex=no opens connections without SQLite's own per-call
+	// mutex: database/sql hands a connection to one goroutine at a time,
+	// and the writer's driver connection is used only under Journal.mu.
+	//
 	// dsnWriter: BEGIN IMMEDIATE for every transaction (one writer, no
 	// lock upgrade deadlocks), 64 MiB page cache.
-	dsnWriter = "_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=off&_txlock=immediate&_cache_size=-65536&_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
+	dsnWriter = "_mutex=no&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=off&_txlock=immediate&_cache_size=-65536&_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
 	// dsnReader: query_only so that no read path can ever write.
-	dsnReader = "_synchronous=NORMAL&_foreign_keys=off&_query_only=1&_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
+	dsnReader = "_mutex=no&_synchronous=NORMAL&_foreign_keys=off&_query_only=1&_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
 )
 
 // pragmasWriter run once on the writer connection after open.
