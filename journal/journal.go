@@ -53,20 +53,51 @@ type Journal struct {
 	// The insert statements, prepared on the writer's driver connection
 	// (stmtConn) by the first Write on it; Write runs them on that
 	// connection directly, without database/sql's per-argument checks.
-	stmts    map[stmtKey]driver.Stmt
-	stmtConn *sqlite3.SQLiteConn
-	args     []any
-	named    []driver.NamedValue
-	buf      []byte
-	lastArgv argvJSON // the previous task's argv and env, encoded
+	stmts                        map[stmtKey]driver.Stmt
+	stmtConn                     *sqlite3.SQLiteConn
+	args                         []any
+	named                        []driver.NamedValue
+	buf                          []byte
+	lastArgv                     argvJSON // the previous task's argv and env, encoded
+	state, errorKind, pool, node boxCache
 }
 
 // argvJSON remembers the JSON of the last argv and env written (copies of
-// them): consecutive tasks of a job often share them.
+// them), boxed for the driver: consecutive tasks of a job often share them.
 type argvJSON struct {
 	argv, env         []string
-	argvJSON, envJSON string
+	argvJSON, envJSON any
 }
+
+// boxCache boxes a string for the driver, reusing the box of the last
+// string when it is the same: a batch's rows repeat their pool, node and
+// state, and each box is an allocation the garbage collector would scan
+// for, next to a heap that holds every queued task.
+type boxCache struct {
+	s string
+	v any
+}
+
+func (b *boxCache) box(s string) any {
+	if s == "" {
+		return "" // boxing "" does not allocate
+	}
+	if b.v == nil || b.s != s {
+		b.s, b.v = s, s
+	}
+	return b.v
+}
+
+// boxInt64 boxes n; Go boxes 0..255 without allocating, and -1 (no array
+// index) is common enough to keep one box for.
+func boxInt64(n int64) any {
+	if n == -1 {
+		return boxedMinusOne
+	}
+	return n
+}
+
+var boxedMinusOne any = int64(-1)
 
 type stmtKey struct {
 	spec *insertSpec
@@ -497,27 +528,27 @@ func argsJob(_ *Journal, a []any, r *Job) []any {
 
 func argsTask(j *Journal, a []any, r *Task) []any {
 	c := &j.lastArgv
-	if c.argvJSON == "" || !slices.Equal(c.argv, r.Argv) {
+	if c.argvJSON == nil || !slices.Equal(c.argv, r.Argv) {
 		j.buf = appendJSONStrings(j.buf[:0], r.Argv)
 		c.argv, c.argvJSON = slices.Clone(r.Argv), string(j.buf)
 	}
-	if c.envJSON == "" || !slices.Equal(c.env, r.Env) {
+	if c.envJSON == nil || !slices.Equal(c.env, r.Env) {
 		j.buf = appendJSONStrings(j.buf[:0], r.Env)
 		c.env, c.envJSON = slices.Clone(r.Env), string(j.buf)
 	}
-	return append(a, r.ID, r.JobID, r.ArrayIndex, c.argvJSON, c.envJSON, r.Cwd, r.Timeout.Seconds(),
+	return append(a, r.ID, r.JobID, boxInt64(r.ArrayIndex), c.argvJSON, c.envJSON, r.Cwd, r.Timeout.Seconds(),
 		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt))
 }
 
-func argsResult(_ *Journal, a []any, r *Result) []any {
-	return append(a, r.TaskID, r.State, int64(r.ExitCode), int64(r.Signal), r.ErrorKind, r.Error,
-		int64(r.Attempts), r.BlockID, r.PoolID, r.Node, int64(r.Rank), unixTime(r.StartedAt), unixTime(r.EndedAt),
+func argsResult(j *Journal, a []any, r *Result) []any {
+	return append(a, r.TaskID, j.state.box(r.State), boxInt64(int64(r.ExitCode)), int64(r.Signal), j.errorKind.box(r.ErrorKind), r.Error,
+		int64(r.Attempts), r.BlockID, j.pool.box(r.PoolID), j.node.box(r.Node), int64(r.Rank), unixTime(r.StartedAt), unixTime(r.EndedAt),
 		blob(r.Stdout), blob(r.Stderr))
 }
 
-func argsAttempt(_ *Journal, a []any, r *Attempt) []any {
-	return append(a, r.TaskID, int64(r.Attempt), r.PoolID, r.BlockID, r.Node, r.State, r.ErrorKind,
-		int64(r.ExitCode), unixTime(r.StartedAt), unixTime(r.EndedAt))
+func argsAttempt(j *Journal, a []any, r *Attempt) []any {
+	return append(a, r.TaskID, int64(r.Attempt), j.pool.box(r.PoolID), r.BlockID, j.node.box(r.Node), j.state.box(r.State), j.errorKind.box(r.ErrorKind),
+		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt))
 }
 
 func argsBlock(_ *Journal, a []any, r *Block) []any {
