@@ -233,7 +233,14 @@ func (ix *Interchange) Run(ctx context.Context) error {
 		now := time.Now()
 		st.now = now
 		ix.drain(ix.workerSock, st.handleWorker)
-		ix.drain(ix.clientSock, st.handleClient)
+		ix.drain(ix.clientSock, func(id, payload []byte) {
+			st.handleClient(id, payload)
+			// A submission of thousands of tasks takes milliseconds, and
+			// several can be waiting: keep the pools fed in between, or
+			// their prefetch runs dry behind a stream of submissions.
+			ix.drain(ix.workerSock, st.handleWorker)
+			st.dispatch()
+		})
 		for {
 			if _, err := ix.wakeRecv.RecvBytes(zmq.DONTWAIT); err != nil {
 				break
