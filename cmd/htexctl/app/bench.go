@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,7 +29,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "prefetch", Value: 1000, Usage: "prefetch_capacity of the pool"},
 			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
 			&cli.StringFlag{Name: "journal", Value: "true", Usage: "true, false (journal writes discarded: only to measure what the journal costs), or both"},
-			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both; the comparison is the median of the runs' ratios"},
+			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both, and compare the medians"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
 		},
 		Action: func(c *cli.Context) error {
@@ -90,30 +89,23 @@ func benchCommand() *cli.Command {
 				}
 			}
 			if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {
-				// Each pair ran back to back: its ratio is the comparison,
-				// the median of the pairs' ratios the one to quote.
-				ratios := make([]float64, 0, repeat)
+				// The settings ran alternately; with --repeat, the medians
+				// of each setting's throughputs are the figures to compare
+				// (one run varies by several percent on a small machine).
+				var first, second []float64
 				for i := 0; i+1 < len(reports); i += per {
-					ratios = append(ratios, reports[i].TasksPerSecond/reports[i+1].TasksPerSecond)
+					first = append(first, reports[i].TasksPerSecond)
+					second = append(second, reports[i+1].TasksPerSecond)
 				}
-				slices.Sort(ratios)
-				med := ratios[len(ratios)/2]
-				if len(ratios)%2 == 0 {
-					med = (ratios[len(ratios)/2-1] + med) / 2
+				a, b := median(first), median(second)
+				runs := ""
+				if repeat > 1 {
+					runs = fmt.Sprintf(" (medians of %d runs each: %.0f vs %.0f tasks/s)", repeat, a, b)
 				}
-				what, value := "encrypted/plain throughput", func(r float64) float64 { return 100 * r }
-				suffix := ""
 				if len(journals) == 2 {
-					what, value, suffix = "journal cost", func(r float64) float64 { return 100 * (1 - r) }, " of the throughput without it"
-				}
-				if repeat == 1 {
-					fmt.Fprintf(out, "%s: %.1f%%%s\n", what, value(med), suffix)
+					fmt.Fprintf(out, "journal cost: %.1f%% of the throughput without it%s\n", 100*(1-a/b), runs)
 				} else {
-					all := make([]string, len(ratios))
-					for i, r := range ratios {
-						all[i] = fmt.Sprintf("%.1f", value(r))
-					}
-					fmt.Fprintf(out, "%s: median %.1f%%%s (%d pairs: %s)\n", what, value(med), suffix, repeat, strings.Join(all, " "))
+					fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%%s\n", 100*a/b, runs)
 				}
 			}
 			return nil
@@ -132,4 +124,13 @@ func trueFalseBoth(flag, v string) ([]bool, error) {
 		return []bool{true, false}, nil
 	}
 	return nil, usageError("bench: --%s %q: want true, false or both", flag, v)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }
