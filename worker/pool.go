@@ -270,6 +270,13 @@ func (p *Pool) Run(ctx context.Context) error {
 			case *wire.Envelope_Reregister:
 				p.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(p.held),
 					"unacknowledged_results", out.len())
+				// Held results go into the outbox, so that the registration
+				// lists their tasks among the unacknowledged: a task in
+				// neither list would count as lost and run again.
+				if len(batch) > 0 {
+					out.add(batch, now)
+					batch, holdUntil = nil, time.Time{}
+				}
 				register()
 			case *wire.Envelope_CancelTasks:
 				for _, id := range body.CancelTasks.Ids {
