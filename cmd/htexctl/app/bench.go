@@ -47,6 +47,7 @@ func benchCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
+			reserveProcs(daemonBlockers + 1) // and the client
 			repeat := c.Int("repeat")
 			if repeat < 1 {
 				return usageError("bench: --repeat %d: want 1 or more", repeat)

@@ -70,6 +70,7 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			reserveProcs(daemonBlockers)
 			err = daemon.Run(ctx, daemon.Options{Config: cfg, RunDir: dir, Executable: exe, Log: log,
 				StopGrace: c.Duration("stop-grace")})
 			if err != nil {

@@ -94,6 +94,7 @@ func workerCommand() *cli.Command {
 			idb := make([]byte, 4)
 			rand.Read(idb)
 			poolID := name + "-" + strconv.FormatInt(blockID, 10) + "-" + hex.EncodeToString(idb)
+			reserveProcs(len(layout.Slots) + 1) // each slot in poll(2), the loop in zmq_poll
 			p, err := worker.New(worker.Options{PoolID: poolID, Node: name, Hostname: host, BlockID: blockID,
 				Endpoints: eps, Security: sec, Layout: layout, CPUs: len(node.CPUs), MemoryGB: node.MemoryGB,
 				Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
