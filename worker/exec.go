@@ -142,8 +142,8 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	}
 	var outs [2]stream
 	var childFds [2]int
-	for i, path := range [2]string{t.StdoutPath, t.StderrPath} {
-		w, err := outs[i].open(path, s.p.opt.TailBytes)
+	for i, file := range [2]string{t.StdoutPath, t.StderrPath} {
+		w, err := outs[i].open(file, s.p.opt.TailBytes)
 		if err != nil {
 			for j := range i {
 				unix.Close(childFds[j])
