@@ -1,7 +1,9 @@
 package interchange
 
 import (
+	"cmp"
 	"container/heap"
+	"slices"
 	"time"
 
 	"github.com/htex/htex/wire"
@@ -25,49 +27,105 @@ type task struct {
 	state      taskState
 	pool       *pool
 	dispatched time.Time
-	heapIndex  int
 }
 
-// taskQueue orders queued tasks by priority (higher first), then by id.
-// Entries whose state is no longer queued are dropped when popped.
-type taskQueue []*task
+// taskQueue orders queued tasks by priority (higher first), then by id
+// (lower first). Tasks mostly arrive in id order (submissions, a restore),
+// so each priority keeps them in a FIFO, which pushes and pops in O(1)
+// however many millions wait; a task that goes back in (a retry, one that
+// no pool could take) is older than its FIFO's tail and waits in a small
+// heap beside it. Entries whose state is no longer queued are dropped when
+// popped; Len counts them until then.
+type taskQueue struct {
+	levels map[int32]*level
+	prios  []int32 // priorities that have a level, highest first
+	n      int
+}
 
-func (q taskQueue) Len() int { return len(q) }
-func (q taskQueue) Less(i, j int) bool {
-	if q[i].spec.Priority != q[j].spec.Priority {
-		return q[i].spec.Priority > q[j].spec.Priority
+// level holds the queued tasks of one priority.
+type level struct {
+	fifo []*task // ascending ids from head on
+	head int
+	back idHeap // tasks pushed with an id below the FIFO's tail
+}
+
+func (q *taskQueue) Len() int { return q.n }
+
+func (q *taskQueue) push(t *task) {
+	p := t.spec.Priority
+	l := q.levels[p]
+	if l == nil {
+		if q.levels == nil {
+			q.levels = map[int32]*level{}
+		}
+		l = &level{}
+		q.levels[p] = l
+		i, _ := slices.BinarySearchFunc(q.prios, p, func(a, b int32) int { return cmp.Compare(b, a) })
+		q.prios = slices.Insert(q.prios, i, p)
 	}
-	return q[i].id < q[j].id
+	if n := len(l.fifo); n == l.head || l.fifo[n-1].id < t.id {
+		l.fifo = append(l.fifo, t)
+	} else {
+		heap.Push(&l.back, t)
+	}
+	q.n++
 }
-func (q taskQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].heapIndex = i
-	q[j].heapIndex = j
-}
-func (q *taskQueue) Push(x any) {
-	t := x.(*task)
-	t.heapIndex = len(*q)
-	*q = append(*q, t)
-}
-func (q *taskQueue) Pop() any {
-	old := *q
-	n := len(old)
-	t := old[n-1]
-	old[n-1] = nil
-	t.heapIndex = -1
-	*q = old[:n-1]
-	return t
-}
-
-func (q *taskQueue) push(t *task) { heap.Push(q, t) }
 
 // pop returns the next queued task, or nil.
 func (q *taskQueue) pop() *task {
-	for q.Len() > 0 {
-		t := heap.Pop(q).(*task)
-		if t.state == stQueued {
-			return t
+	for len(q.prios) > 0 {
+		p := q.prios[0]
+		l := q.levels[p]
+		for {
+			t := l.take()
+			if t == nil {
+				break
+			}
+			q.n--
+			if t.state == stQueued {
+				return t
+			}
 		}
+		delete(q.levels, p)
+		q.prios = q.prios[1:]
 	}
 	return nil
+}
+
+// take removes and returns the level's task of lowest id, or nil.
+func (l *level) take() *task {
+	inFIFO := l.head < len(l.fifo)
+	if len(l.back) > 0 && (!inFIFO || l.back[0].id < l.fifo[l.head].id) {
+		return heap.Pop(&l.back).(*task)
+	}
+	if !inFIFO {
+		return nil
+	}
+	t := l.fifo[l.head]
+	l.fifo[l.head] = nil
+	l.head++
+	switch {
+	case l.head == len(l.fifo):
+		l.fifo, l.head = l.fifo[:0], 0
+	case l.head >= 4096 && 2*l.head >= len(l.fifo): // reuse the popped front
+		n := copy(l.fifo, l.fifo[l.head:])
+		clear(l.fifo[n:])
+		l.fifo, l.head = l.fifo[:n], 0
+	}
+	return t
+}
+
+// idHeap is a min-heap of tasks by id.
+type idHeap []*task
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i].id < h[j].id }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(*task)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
 }
