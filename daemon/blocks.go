@@ -6,10 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +18,6 @@ import (
 	"github.com/htex/htex/providers/local"
 	"github.com/htex/htex/rundir"
 	"github.com/htex/htex/scale"
-	"github.com/htex/htex/wire"
 )
 
 // block is the daemon's record of one batch job.
@@ -76,68 +72,6 @@ func newBlockLoop(cfg *config.Config, opt Options, prov providers.Provider, jr *
 			Parallelism: *p.Parallelism, MaxIdletime: cfg.Strategy.MaxIdletime.D(), NodesPerBlock: p.NodesPerBlock}}
 }
 
-// adopt takes over the blocks an earlier daemon left running.
-func (l *blockLoop) adopt(ctx context.Context) error {
-	_, _, maxBlock, err := l.jr.MaxIDs()
-	if err != nil {
-		return err
-	}
-	l.nextID = maxBlock + 1
-	prev, err := l.jr.Blocks(true)
-	if err != nil {
-		return err
-	}
-	if len(prev) == 0 {
-		return nil
-	}
-	var ids []string
-	for _, b := range prev {
-		if b.JobID != "" {
-			ids = append(ids, b.JobID)
-		}
-		if lp, ok := l.prov.(*local.Local); ok {
-			lp.Adopt(b.JobID, filepath.Dir(b.StderrPath))
-		}
-	}
-	sts, err := l.prov.Status(ctx, ids)
-	if err != nil {
-		// Treating them as ended would submit new blocks beside them and
-		// leave them running untracked: follow them until poll knows.
-		l.log.Warn("cannot read the state of the previous run's blocks yet; adopting them until the scheduler answers", "err", err)
-	}
-	now := time.Now()
-	for _, b := range prev {
-		st, ok := sts[b.JobID]
-		if err != nil && b.JobID != "" {
-			st, ok = providers.Status{State: providers.Pending}, true
-		}
-		rec := journal.Block{ID: b.ID, JobID: b.JobID, Provider: b.Provider, Nodes: b.Nodes, SubmittedAt: b.SubmittedAt,
-			UpdatedAt: now, StderrPath: b.StderrPath, ScriptPath: b.ScriptPath}
-		if ok && !st.State.Terminal() && st.State != providers.Unknown {
-			l.blocks = append(l.blocks, &block{id: b.ID, jobID: b.JobID, state: st.State, nodes: b.Nodes,
-				submitted: b.SubmittedAt, dir: filepath.Dir(b.StderrPath), registered: true})
-			l.log.Info("adopted a running block of the previous daemon", "block", b.ID, "job", b.JobID, "state", st.State)
-			l.first = false
-			rec.State = string(st.State)
-			l.recordLater(rec)
-			continue
-		}
-		rec.State, rec.EndedAt = string(providers.Completed), now
-		if ok {
-			rec.State, rec.Message = string(st.State), st.Message
-		}
-		l.recordLater(rec)
-		l.gone = append(l.gone, b.ID)
-	}
-	return nil
-}
-
-// recordLater keeps a record found by adopt, which runs before the
-// interchange loop does, for run to write once the loop is up.
-func (l *blockLoop) recordLater(b journal.Block) {
-	l.adoptRecs = append(l.adoptRecs, b)
-}
-
 func (l *blockLoop) record(ctx context.Context, b *block, event string) {
 	rec := journal.Block{ID: b.id, JobID: b.jobID, Provider: l.prov.Name(), State: string(b.state), Nodes: b.nodes,
 		SubmittedAt: b.submitted, UpdatedAt: time.Now(), EndedAt: b.ended, Message: b.message,
@@ -180,129 +114,6 @@ func (l *blockLoop) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// poll reads the scheduler's state of live blocks.
-func (l *blockLoop) poll(ctx context.Context) {
-	l.mu.Lock()
-	var ids []string
-	for _, b := range l.blocks {
-		if b.ended.IsZero() && b.jobID != "" {
-			ids = append(ids, b.jobID)
-		}
-	}
-	l.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	sts, err := l.prov.Status(ctx, ids)
-	if err != nil {
-		l.log.Warn("block status", "err", err)
-		return
-	}
-	stats := l.ix.Stats()
-	seen := map[int64]bool{}
-	for _, p := range stats.Pools {
-		seen[p.BlockID] = true
-	}
-	l.mu.Lock()
-	type endedBlock struct {
-		b                  *block
-		failed, registered bool
-		stderr             string
-	}
-	var ended []endedBlock
-	var changed []*block // still live, in a new state: journal it
-	for _, b := range l.blocks {
-		if seen[b.id] {
-			b.registered = true
-			if b.state == providers.Pending {
-				b.state = providers.Running
-				changed = append(changed, b)
-			}
-		}
-		st, ok := sts[b.jobID]
-		if !ok || !b.ended.IsZero() {
-			continue
-		}
-		if st.State == providers.Unknown && time.Since(b.submitted) < 30*time.Second {
-			continue // schedulers may not list a job at once
-		}
-		if st.State != b.state {
-			l.log.Info("block state", "block", b.id, "job", b.jobID, "from", b.state, "to", st.State, "message", st.Message)
-			b.state = st.State
-			if !st.State.Terminal() && st.State != providers.Unknown && !slices.Contains(changed, b) {
-				changed = append(changed, b)
-			}
-		}
-		if st.State.Terminal() || st.State == providers.Unknown {
-			b.ended = time.Now()
-			if st.Message != "" && !b.cancelAsked { // keep "cancelled: <why>"
-				b.message = st.Message
-			}
-			// A block the daemon did not cancel failed when no pool of it
-			// ever registered, or when the scheduler says it failed
-			// (pools that crash after registering must not make the
-			// scaler loop either).
-			ended = append(ended, endedBlock{b: b, registered: b.registered,
-				failed: !b.cancelAsked && (!b.registered || st.State == providers.Failed),
-				stderr: filepath.Join(b.dir, "stderr")})
-		}
-	}
-	l.mu.Unlock()
-	for _, b := range changed {
-		l.record(ctx, b, "")
-	}
-	for _, e := range ended {
-		b := e.b
-		switch {
-		case e.failed && !e.registered:
-			l.fail(b, fmt.Sprintf("block %d ended (%s) before any pool registered; see %s", b.id, reason(b), e.stderr))
-		case e.failed:
-			l.fail(b, fmt.Sprintf("block %d failed (%s) after its pools registered; see %s", b.id, reason(b), e.stderr))
-		case e.registered:
-			l.mu.Lock()
-			l.failures = 0
-			l.mu.Unlock()
-		}
-		l.record(ctx, b, "block_ended")
-		id := b.id
-		l.ix.Do(ctx, func(st *interchange.State) { st.BlockEnded(id, "block "+strconv.FormatInt(id, 10)+" ended") })
-	}
-}
-
-// reason is a block's end state with the scheduler's reason, if any.
-func reason(b *block) string {
-	if b.message != "" && b.message != string(b.state) {
-		return string(b.state) + ": " + b.message
-	}
-	return string(b.state)
-}
-
-// oneLine joins the non-blank lines of a (scheduler's) message with "; ",
-// so that status tables and the scaler line stay one line each.
-func oneLine(s string) string {
-	var parts []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			parts = append(parts, l)
-		}
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (l *blockLoop) fail(b *block, msg string) {
-	msg = oneLine(msg)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b.message = msg
-	l.failures++
-	l.log.Error("block failed", "block", b.id, "failures_in_a_row", l.failures, "message", msg)
-	if l.failures >= l.cfg.Strategy.MaxBlockFailures && l.halted == "" {
-		l.halted = fmt.Sprintf("stopped submitting blocks after %d failed in a row (strategy.max_block_failures = %d); fix the cause and restart the daemon; last: %s",
-			l.failures, l.cfg.Strategy.MaxBlockFailures, msg)
-		l.log.Error(l.halted)
 	}
 }
 
@@ -544,55 +355,4 @@ func (l *blockLoop) wait() {
 		case <-time.After(10 * time.Second):
 		}
 	}
-}
-
-// PoolRegistered implements interchange.PoolWatcher: it marks the block
-// started the moment one of its pools registers.
-func (l *blockLoop) PoolRegistered(blockID int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, b := range l.blocks {
-		if b.id == blockID {
-			b.registered = true
-		}
-	}
-}
-
-// BlockStatuses implements interchange.BlockSource.
-func (l *blockLoop) BlockStatuses() []*wire.BlockStatus {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*wire.BlockStatus
-	for _, b := range l.blocks {
-		if !b.ended.IsZero() && time.Since(b.ended) > 10*time.Minute && b.message == "" {
-			continue
-		}
-		bs := &wire.BlockStatus{Id: b.id, JobId: b.jobID, State: string(b.state), Nodes: int32(b.nodes),
-			Message: b.message, StderrPath: filepath.Join(b.dir, "stderr")}
-		if !b.endAt.IsZero() {
-			bs.EndUnixMs = b.endAt.UnixMilli()
-		}
-		if !b.ended.IsZero() && !b.state.Terminal() {
-			bs.State = "ended"
-		}
-		out = append(out, bs)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
-	return out
-}
-
-// ScalerSummary implements interchange.BlockSource.
-// The form is "decision #N at HH:MM:SS: <summary>", after the reason the
-// daemon stopped submitting blocks, if it did.
-func (l *blockLoop) ScalerSummary() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := ""
-	if l.decisions > 0 {
-		s = fmt.Sprintf("decision #%d at %s: %s", l.decisions, l.decidedAt.Format(time.TimeOnly), l.summary)
-	}
-	if l.halted != "" {
-		return l.halted + " | " + s
-	}
-	return s
 }
