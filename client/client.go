@@ -74,7 +74,11 @@ func Dial(runDir string) (*Client, error) {
 		}
 		sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
 	}
-	sock, hs, err := dialFirst(endpoints(conn), sec, DefaultTimeout)
+	eps, err := endpoints(conn)
+	if err != nil {
+		return nil, err
+	}
+	sock, hs, err := dialFirst(eps, sec, DefaultTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +99,19 @@ func pidGone(c *rundir.Connection) bool {
 
 // endpoints is loopback alone when the daemon runs on this host, else
 // every address the daemon advertises.
-func endpoints(c *rundir.Connection) []string {
+func endpoints(c *rundir.Connection) ([]string, error) {
 	if host, _ := os.Hostname(); host == c.Hostname {
-		return []string{zsock.Endpoint("127.0.0.1", c.ClientPort)}
+		return []string{zsock.Endpoint("127.0.0.1", c.ClientPort)}, nil
+	}
+	addrs, err := zsock.NumericHosts(context.Background(), c.Addresses)
+	if err != nil {
+		return nil, fmt.Errorf("daemon address: %w", err)
 	}
 	var eps []string
-	for _, a := range c.Addresses {
+	for _, a := range addrs {
 		eps = append(eps, zsock.Endpoint(a, c.ClientPort))
 	}
-	return eps
+	return eps, nil
 }
 
 // dialFirst connects to the first endpoint whose handshake succeeds and

@@ -148,10 +148,14 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	ix.ForgetBlocks(blocks.gone)
 
+	addrs, err := advertised(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	conn := &rundir.Connection{
 		ProtocolVersion: wire.Version, Label: cfg.Executor.Label, Pid: os.Getpid(), Hostname: host,
-		Addresses: advertised(cfg), ClientPort: ix.ClientPort(), WorkerPort: ix.WorkerPort(), Encrypted: enc,
+		Addresses: addrs, ClientPort: ix.ClientPort(), WorkerPort: ix.WorkerPort(), Encrypted: enc,
 		ServerPublicKey: serverKeys.Public, StartedAt: time.Now().UTC(), Pool: poolSettings(cfg),
 	}
 	if err := rundir.WriteConnection(opt.RunDir, conn); err != nil {
@@ -230,12 +234,19 @@ func bindHost(cfg *config.Config) string {
 }
 
 // advertised lists the addresses pools probe: the configured one, or every
-// non-loopback address then loopback.
-func advertised(cfg *config.Config) []string {
-	if a := cfg.Executor.Address; a != "" {
-		return []string{a}
+// non-loopback address then loopback. A configured name is resolved here,
+// once, so that pools (which may run the static htexctl, where libzmq
+// cannot resolve names) are given numbers.
+func advertised(ctx context.Context, cfg *config.Config) ([]string, error) {
+	a := cfg.Executor.Address
+	if a == "" {
+		return zsock.Addresses(), nil
 	}
-	return zsock.Addresses()
+	addrs, err := zsock.NumericHosts(ctx, []string{a})
+	if err != nil {
+		return nil, fmt.Errorf("executor.address = %q: %w", a, err)
+	}
+	return addrs, nil
 }
 
 func poolSettings(cfg *config.Config) rundir.PoolSettings {

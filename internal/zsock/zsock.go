@@ -4,10 +4,12 @@
 package zsock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,4 +192,32 @@ func Addresses() []string {
 		}
 	}
 	return append(out, "127.0.0.1")
+}
+
+// NumericHosts returns hosts with every name replaced by its addresses,
+// looked up by Go's resolver (/etc/hosts and DNS). libzmq is only ever
+// given numeric addresses: in the static htexctl, glibc's resolver cannot
+// load the NSS modules a name lookup would need, and a lookup inside
+// libzmq would fail without saying why.
+func NumericHosts(ctx context.Context, hosts []string) ([]string, error) {
+	var out []string
+	for _, h := range hosts {
+		if h == "*" || net.ParseIP(h) != nil {
+			out = append(out, h)
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("resolve host %q: %w", h, err)
+		}
+		for _, ip := range ips {
+			if ip.Zone == "" {
+				out = append(out, ip.IP.String())
+			}
+		}
+	}
+	if len(hosts) > 0 && len(out) == 0 {
+		return nil, fmt.Errorf("no usable address for %q", strings.Join(hosts, ","))
+	}
+	return out, nil
 }

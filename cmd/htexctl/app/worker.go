@@ -86,8 +86,12 @@ func workerCommand() *cli.Command {
 					blockEnd = time.Unix(sec, 0)
 				}
 			}
+			addrs, err := zsock.NumericHosts(c.Context, conn.Addresses)
+			if err != nil {
+				return failure("worker: daemon address in %s: %v", filepath.Join(dir, rundir.ConnectionFile), err)
+			}
 			var eps []string
-			for _, a := range conn.Addresses {
+			for _, a := range addrs {
 				eps = append(eps, zsock.Endpoint(a, conn.WorkerPort))
 			}
 			blockID := c.Int64("block-id")
