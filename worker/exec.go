@@ -166,7 +166,7 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	if err != nil {
 		outs[0].close()
 		outs[1].close()
-		return fail(wire.ErrorKind_SPAWN, "start %s: %v", t.Argv[0], err)
+		return fail(wire.ErrorKind_SPAWN, "%v", spawnError(t.Argv[0], t.Cwd, err))
 	}
 	if pidfd >= 0 {
 		defer unix.Close(pidfd)

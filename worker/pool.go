@@ -83,7 +83,7 @@ func New(opt Options) (*Pool, error) {
 	if opt.ProbeTimeout <= 0 {
 		opt.ProbeTimeout = 30 * time.Second
 	}
-	dn, err := os.Open(os.DevNull)
+	dn, err := emptyInput()
 	if err != nil {
 		return nil, err
 	}
