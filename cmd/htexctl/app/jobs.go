@@ -343,17 +343,3 @@ func stopCommand() *cli.Command {
 		},
 	}
 }
-
-// Version is set at build time with -ldflags "-X .../app.Version=...".
-var Version = "0.1.0-dev"
-
-func versionCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "version",
-		Usage: "print the version and the protocol version",
-		Action: func(c *cli.Context) error {
-			fmt.Fprintf(out, "htexctl %s (protocol %d)\n", Version, wire.Version)
-			return nil
-		},
-	}
-}
