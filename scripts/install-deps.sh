@@ -2,11 +2,13 @@
 # install-deps.sh [--slurm]: install the system packages htex needs when
 # they are missing (Debian/Ubuntu, as root or with sudo): libzmq3-dev and
 # pkg-config to build; with --slurm also slurm-wlm and munge for the
-# integration tests. Go itself must be on PATH (or at /usr/local/go).
+# integration tests, and busybox-static, the only program besides htexctl
+# on the empty node image of the static-binary test. Go itself must be on
+# PATH (or at /usr/local/go).
 set -eu
 
 pkgs=(libzmq3-dev pkg-config)
-[ "${1:-}" = "--slurm" ] && pkgs+=(slurm-wlm munge)
+[ "${1:-}" = "--slurm" ] && pkgs+=(slurm-wlm munge busybox-static)
 
 missing=()
 for p in "${pkgs[@]}"; do

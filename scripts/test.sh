@@ -1,8 +1,9 @@
 #!/bin/bash
 # test.sh: every test of htex. Formatting and vet, unit tests, fuzz seed
 # corpora, and the integration tests: the real htexctl binary, real ZeroMQ
-# and SQLite, real worker pools, the PBS emulator, and a real four-node
-# Slurm that this script starts on this machine (as root) and stops after.
+# and SQLite, real worker pools, the PBS emulator, a real four-node Slurm
+# that this script starts on this machine (as root) and stops after, and the
+# static dist/htexctl (built here) running a pool in an empty chroot.
 # With CI=true nothing may skip: a missing prerequisite fails the run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+
+echo "== static build (scripts/build-static.sh; cached after the first run)"
+./scripts/build-static.sh
 
 if [ "$(id -u)" -eq 0 ]; then
 	echo "== starting a local four-node Slurm (scripts/slurm-cluster.sh up)"
