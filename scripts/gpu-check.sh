@@ -168,6 +168,8 @@ try:
 except OSError as e:
     print("cuda_count=unmeasured (libcuda.so.1: %s)" % e); sys.exit()
 r = cu.cuInit(0)
+if r == 100:  # CUDA_ERROR_NO_DEVICE: CUDA_VISIBLE_DEVICES leaves no device
+    print("cuda_count=0"); sys.exit()
 if r != 0:
     print("cuda_count=error (cuInit returned %d)" % r); sys.exit()
 n = ctypes.c_int()

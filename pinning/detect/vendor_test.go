@@ -59,6 +59,11 @@ func TestVendors(t *testing.T) {
 		{"empty node", nil, nil},
 		{"CPU node with /dev", []string{"dev/null", "dev/tty0", "dev/dri/"}, nil},
 		{"nvidia", []string{"dev/nvidia0", "dev/nvidia1", "dev/nvidiactl", "dev/nvidia-uvm"}, []string{"nvidia"}},
+		// What an H100 node (a Firecracker VM) showed on 2026-11-26: the GPU's
+		// device file, the driver's control files, the GPU under /proc, and
+		// no /dev/dri or /dev/kfd.
+		{"H100 node as seen", []string{"dev/nvidia0", "dev/nvidiactl", "dev/nvidia-uvm", "dev/nvidia-uvm-tools",
+			"dev/nvidia-caps/", "proc/driver/nvidia/gpus/0000:00:06.0/"}, []string{"nvidia"}},
 		{"nvidia control files only", []string{"dev/nvidiactl", "dev/nvidia-uvm", "dev/nvidia-caps/"}, nil},
 		{"nvidia module without device files", []string{"proc/driver/nvidia/gpus/0000:03:00.0/"}, []string{"nvidia"}},
 		{"nvidia module, no GPU", []string{"proc/driver/nvidia/gpus/"}, nil},
