@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/htex/htex/pinning"
 )
 
 // Config is a whole site configuration.
@@ -36,6 +38,9 @@ type Executor struct {
 	AvailableAccelerators Accelerators `toml:"available_accelerators"`
 	GPUsPerNode           int          `toml:"gpus_per_node"` // physical GPUs, 0 = detect
 	AllowSharedCPUs       bool         `toml:"allow_shared_cpus"`
+	// AcceleratorVendor chooses the device variable of each slot: auto
+	// (detect on the node), nvidia, amd or intel (see pinning.AcceleratorEnv).
+	AcceleratorVendor string `toml:"accelerator_vendor"`
 
 	// Dispatch and liveness.
 	PrefetchCapacity   int      `toml:"prefetch_capacity"`
@@ -182,6 +187,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if e.CPUAffinity == "" {
 		e.CPUAffinity = "none"
+	}
+	if e.AcceleratorVendor == "" {
+		e.AcceleratorVendor = pinning.VendorAuto
 	}
 	if e.HeartbeatPeriod == 0 {
 		e.HeartbeatPeriod = Duration(DefaultHeartbeatPeriod)

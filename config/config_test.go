@@ -15,6 +15,9 @@ func TestParseDefaults(t *testing.T) {
 		c.Executor.HeartbeatPeriod.D() != DefaultHeartbeatPeriod || c.Strategy.Kind != "simple" || c.Provider.Launcher != "single" {
 		t.Fatalf("defaults: %+v", c)
 	}
+	if c.Executor.AcceleratorVendor != "auto" {
+		t.Fatalf("accelerator_vendor default %q, want auto", c.Executor.AcceleratorVendor)
+	}
 	if got := c.Executor.DrainPeriod.D(); got != 60*time.Second {
 		t.Fatalf("drain_period default %s, want 60s", got)
 	}
@@ -77,6 +80,14 @@ func TestParseErrors(t *testing.T) {
 		{"list ranks vs accelerators", "[executor]\navailable_accelerators = 2\ncpu_affinity = \"list:0:1:2\"", []string{"available_accelerators allows at most 2"}},
 		{"empty accelerator", "[executor]\navailable_accelerators = [\"0\", \" \"]", []string{"available_accelerators[1]"}},
 		{"accelerator type", "[executor]\navailable_accelerators = 1.5", []string{"available_accelerators"}},
+		{"vendor typo", "[executor]\naccelerator_vendor = \"nvida\"", []string{`executor.accelerator_vendor "nvida": want auto, nvidia, amd or intel (did you mean "nvidia"?)`}},
+		{"vendor case", "[executor]\naccelerator_vendor = \"AMD\"", []string{`executor.accelerator_vendor "AMD": want auto, nvidia, amd or intel (did you mean "amd"?)`}},
+		{"vendor runtime name", "[executor]\naccelerator_vendor = \"rocm\"", []string{`executor.accelerator_vendor "rocm": want auto, nvidia, amd or intel (did you mean "amd"?)`}},
+		{"vendor level zero", "[executor]\naccelerator_vendor = \"level_zero\"", []string{`(did you mean "intel"?)`}},
+		{"vendor cuda", "[executor]\naccelerator_vendor = \"CUDA\"", []string{`(did you mean "nvidia"?)`}},
+		{"vendor unknown", "[executor]\naccelerator_vendor = \"qualcomm\"", []string{`executor.accelerator_vendor "qualcomm": want auto, nvidia, amd or intel`}},
+		{"vendor type", "[executor]\naccelerator_vendor = 1", []string{"executor.accelerator_vendor", "string"}},
+		{"vendor key typo", "[executor]\naccelerator_vender = \"amd\"", []string{`did you mean "executor.accelerator_vendor"`}},
 		{"provider kind", "[provider]\nkind = \"lsf\"", []string{`provider.kind "lsf"`}},
 		{"launcher", "[provider]\nlauncher = \"jsrun\"", []string{`provider.launcher "jsrun"`}},
 		{"strategy", "[strategy]\nkind = \"fast\"", []string{`strategy.kind "fast"`}},
@@ -117,4 +128,26 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("Parse returned a config that does not validate: %v", err)
 		}
 	})
+}
+
+func TestAcceleratorVendor(t *testing.T) {
+	for _, v := range []string{"auto", "nvidia", "amd", "intel"} {
+		c, err := Parse("[executor]\naccelerator_vendor = \"" + v + "\"\n")
+		if err != nil || c.Executor.AcceleratorVendor != v {
+			t.Errorf("accelerator_vendor %q: %v", v, err)
+		}
+	}
+	// A value far from every vendor gets no suggestion.
+	for _, v := range []string{"qualcomm", "", " "} {
+		err := CheckVendor(v)
+		if v == "" {
+			if err == nil {
+				t.Errorf("CheckVendor(%q) accepted the empty value (defaults fill it, Validate must not)", v)
+			}
+			continue
+		}
+		if err == nil || strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("CheckVendor(%q) = %v, want an error without a suggestion", v, err)
+		}
+	}
 }

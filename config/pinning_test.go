@@ -17,6 +17,7 @@ cpu_affinity = "list:0-3:4-7"
 available_accelerators = ["0,1", "2,3"]
 gpus_per_node = 4
 allow_shared_cpus = true
+accelerator_vendor = "amd"
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +31,7 @@ allow_shared_cpus = true
 		Accelerators:      []string{"0,1", "2,3"},
 		GPUs:              4,
 		AllowSharedCPUs:   true,
+		Vendor:            "amd",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PinningOptions() = %+v\nwant %+v", got, want)
@@ -37,6 +39,11 @@ allow_shared_cpus = true
 	got.Accelerators[0] = "9"
 	if c.Executor.AvailableAccelerators[0] != "0,1" {
 		t.Error("PinningOptions shares the accelerator list with the config")
+	}
+
+	// auto is left for the node to resolve: unknown until then.
+	if v := Default().Executor.PinningOptions().Vendor; v != pinning.VendorUnknown {
+		t.Errorf("PinningOptions().Vendor with auto = %q, want unknown", v)
 	}
 
 	// The defaults give a plan: one slot per CPU, no pinning.

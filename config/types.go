@@ -84,7 +84,7 @@ func asParseError(err error, target *toml.ParseError) bool {
 var knownKeys = []string{
 	"executor.label", "executor.run_dir", "executor.max_workers_per_node", "executor.cores_per_worker",
 	"executor.mem_per_worker", "executor.cpu_affinity", "executor.available_accelerators",
-	"executor.gpus_per_node", "executor.allow_shared_cpus", "executor.prefetch_capacity",
+	"executor.gpus_per_node", "executor.allow_shared_cpus", "executor.accelerator_vendor", "executor.prefetch_capacity",
 	"executor.heartbeat_period", "executor.heartbeat_threshold", "executor.drain_period",
 	"executor.retries", "executor.output_tail_bytes", "executor.address", "executor.worker_port",
 	"executor.worker_port_range", "executor.client_port", "executor.encrypted", "executor.worker_command",

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/htex/htex/pinning"
 )
 
 // Validate checks ranges and combinations and returns an *Error naming every
@@ -41,6 +45,9 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(a) == "" {
 			bad("executor.available_accelerators[%d] %q: must not be empty", i, a)
 		}
+	}
+	if err := CheckVendor(e.AcceleratorVendor); err != nil {
+		bad("executor.accelerator_vendor %q: %v", e.AcceleratorVendor, err)
 	}
 	if e.GPUsPerNode < 0 {
 		bad("executor.gpus_per_node %d: must be >= 0", e.GPUsPerNode)
@@ -150,4 +157,36 @@ func checkAffinity(v string) error {
 		return nil
 	}
 	return fmt.Errorf("want none, block, block-reverse, alternating or list:...")
+}
+
+// vendorAliases are names people give the vendors (their runtimes, their
+// old names), offered as suggestions only: the value is never rewritten.
+var vendorAliases = map[string]string{
+	"cuda": pinning.VendorNVIDIA, "nv": pinning.VendorNVIDIA,
+	"rocm": pinning.VendorAMD, "hip": pinning.VendorAMD, "rocr": pinning.VendorAMD, "ati": pinning.VendorAMD,
+	"ze": pinning.VendorIntel, "level_zero": pinning.VendorIntel, "levelzero": pinning.VendorIntel,
+	"level-zero": pinning.VendorIntel, "oneapi": pinning.VendorIntel, "xpu": pinning.VendorIntel, "sycl": pinning.VendorIntel,
+}
+
+// CheckVendor checks accelerator_vendor and suggests the value meant by a
+// typo, another case or a runtime's name ("cuda" -> "nvidia").
+func CheckVendor(v string) error {
+	if slices.Contains(pinning.VendorSettings, v) {
+		return nil
+	}
+	want := "want " + pinning.VendorChoices()
+	low := strings.ToLower(strings.TrimSpace(v))
+	if alias, ok := vendorAliases[low]; ok {
+		return fmt.Errorf("%s (did you mean %q?)", want, alias)
+	}
+	best, bestD := "", 1<<30
+	for _, s := range pinning.VendorSettings {
+		if d := editDistance(low, s); d < bestD {
+			best, bestD = s, d
+		}
+	}
+	if bestD <= max(1, len(best)/3) {
+		return fmt.Errorf("%s (did you mean %q?)", want, best)
+	}
+	return errors.New(want)
 }

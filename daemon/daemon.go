@@ -255,7 +255,7 @@ func poolSettings(cfg *config.Config) rundir.PoolSettings {
 	return rundir.PoolSettings{
 		MaxWorkersPerNode: e.MaxWorkersPerNode, CoresPerWorker: e.CoresPerWorker, MemPerWorker: e.MemPerWorker,
 		CPUAffinity: e.CPUAffinity, Accelerators: e.AvailableAccelerators, GPUsPerNode: e.GPUsPerNode,
-		AllowSharedCPUs: e.AllowSharedCPUs, PrefetchCapacity: e.PrefetchCapacity,
+		AllowSharedCPUs: e.AllowSharedCPUs, AcceleratorVendor: e.AcceleratorVendor, PrefetchCapacity: e.PrefetchCapacity,
 		HeartbeatPeriodMS: e.HeartbeatPeriod.D().Milliseconds(), HeartbeatThreshMS: e.HeartbeatThreshold.D().Milliseconds(),
 		DrainPeriodMS: e.DrainPeriod.D().Milliseconds(), OutputTailBytes: e.OutputTailBytes, WalltimeSeconds: int64(wt.Seconds()),
 	}

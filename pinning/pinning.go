@@ -11,6 +11,7 @@ package pinning
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -40,6 +41,9 @@ type Options struct {
 	Accelerators      []string // entries; empty = none
 	GPUs              int      // physical GPUs on the node, 0 = unknown (no oversubscription mapping)
 	AllowSharedCPUs   bool
+	// Vendor is the node's accelerator vendor, resolved (ResolveVendor):
+	// nvidia, amd, intel, or "" (unknown: every vendor's variable).
+	Vendor string
 }
 
 // Node is what the pool may use on its node.
@@ -54,6 +58,7 @@ type Slot struct {
 	CPUs        []int             // ascending; nil when affinity is none
 	Accelerator string            // "" when no accelerators
 	Env         map[string]string // variables the slot's tasks get; never nil
+	Unset       []string          // variables the slot's tasks must not inherit (sorted; see AcceleratorEnv)
 }
 
 // Bound is the slot count one option allows on its own.
@@ -93,13 +98,14 @@ type Layout struct {
 //
 // With cpu_affinity other than none, slot i gets its CPUs (see SPEC.md) and
 // the variables OMP_NUM_THREADS, GOMP_CPU_AFFINITY, KMP_AFFINITY, OMP_PLACES
-// and OMP_PROC_BIND. With accelerators, slot i gets entry i in
-// CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES and ZE_AFFINITY_MASK, plus
-// ZE_ENABLE_PCI_ID_DEVICE_ORDER=1. When all entries are plain integers and
-// there are more of them than GPUs (> 0), the slots are spread over the GPUs
-// in contiguous blocks whose sizes differ by at most one, larger blocks
-// first, and each slot gets its physical GPU id in all three variables (the
-// entries' values are then not used, only their number).
+// and OMP_PROC_BIND. With accelerators, slot i gets entry i in its vendor's
+// variable (AcceleratorEnv: CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES or
+// ZE_AFFINITY_MASK), or in all three when the vendor is unknown. When all
+// entries are plain integers and there are more of them than GPUs (> 0),
+// the slots are spread over the GPUs in contiguous blocks whose sizes differ
+// by at most one, larger blocks first, and each slot gets its physical GPU
+// id in those same variables (the entries' values are then not used, only
+// their number).
 func Plan(node Node, opts Options) (*Layout, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -147,7 +153,9 @@ func Plan(node Node, opts Options) (*Layout, error) {
 		}
 		if accels != nil {
 			s.Accelerator = accels[i]
-			setAcceleratorEnv(s.Env, s.Accelerator)
+			set, unset := AcceleratorEnv(opts.Vendor, s.Accelerator)
+			maps.Copy(s.Env, set)
+			s.Unset = unset
 		}
 		l.Slots[i] = s
 	}
@@ -164,6 +172,9 @@ func (o Options) check() error {
 	}
 	if !(o.MemPerWorker >= 0) || math.IsInf(o.MemPerWorker, 0) {
 		return fmt.Errorf("mem_per_worker %g: must be a finite number >= 0 (0 = no limit)", o.MemPerWorker)
+	}
+	if err := checkVendor(o.Vendor); err != nil {
+		return err
 	}
 	if o.GPUs < 0 {
 		return fmt.Errorf("gpus_per_node %d: must be >= 0", o.GPUs)
@@ -264,12 +275,4 @@ func setCPUEnv(env map[string]string, cpus []int) {
 	env["KMP_AFFINITY"] = "explicit,proclist=[" + list + "]"
 	env["OMP_PLACES"] = strings.Join(places, ",")
 	env["OMP_PROC_BIND"] = "close"
-}
-
-// setAcceleratorEnv sets the device variables for a slot owning dev.
-func setAcceleratorEnv(env map[string]string, dev string) {
-	env["CUDA_VISIBLE_DEVICES"] = dev
-	env["ROCR_VISIBLE_DEVICES"] = dev
-	env["ZE_AFFINITY_MASK"] = dev
-	env["ZE_ENABLE_PCI_ID_DEVICE_ORDER"] = "1"
 }

@@ -36,6 +36,7 @@ type PoolSettings struct {
 	Accelerators      []string `json:"available_accelerators"`
 	GPUsPerNode       int      `json:"gpus_per_node"`
 	AllowSharedCPUs   bool     `json:"allow_shared_cpus"`
+	AcceleratorVendor string   `json:"accelerator_vendor"` // auto, nvidia, amd, intel ("" = auto)
 	PrefetchCapacity  int      `json:"prefetch_capacity"`
 	HeartbeatPeriodMS int64    `json:"heartbeat_period_ms"`
 	HeartbeatThreshMS int64    `json:"heartbeat_threshold_ms"`

@@ -118,3 +118,28 @@ func TestExecOutputToFiles(t *testing.T) {
 		t.Errorf("tails %q %q, want the last 4 bytes of each file", r.Stdout, r.Stderr)
 	}
 }
+
+// TestSlotEnvUnset: an AMD slot's task sees its ROCR_VISIBLE_DEVICES and
+// none of the node-wide device lists the pool inherited, except one the task
+// asked for itself.
+func TestSlotEnvUnset(t *testing.T) {
+	set, unset := pinning.AcceleratorEnv(pinning.VendorAMD, "3")
+	p, err := New(Options{Layout: &pinning.Layout{Slots: []pinning.Slot{{Accelerator: "3", Env: set, Unset: unset}}}, TailBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.devnull.Close() })
+	base := []string{"PATH=" + os.Getenv("PATH"), "ROCR_VISIBLE_DEVICES=0,1,2,3,4,5,6,7",
+		"CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7", "HIP_VISIBLE_DEVICES=0,1", "GPU_DEVICE_ORDINAL=0,1,2,3,4,5,6,7", "KEEP=me"}
+	s := newSlot(p, p.opt.Layout.Slots[0], base)
+
+	show := "env | grep -E '^(ROCR|CUDA|HIP|GPU|ZE|KEEP)' | sort"
+	r := run(t, s, &wire.Task{Id: 1, Argv: []string{"sh", "-c", show}}, time.Minute)
+	if want := "KEEP=me\nROCR_VISIBLE_DEVICES=3\n"; string(r.Stdout) != want {
+		t.Errorf("task env:\n%s\nwant:\n%s", r.Stdout, want)
+	}
+	r = run(t, s, &wire.Task{Id: 2, Argv: []string{"sh", "-c", show}, Env: []string{"HIP_VISIBLE_DEVICES=0"}}, time.Minute)
+	if want := "HIP_VISIBLE_DEVICES=0\nKEEP=me\nROCR_VISIBLE_DEVICES=3\n"; string(r.Stdout) != want {
+		t.Errorf("task env with its own HIP_VISIBLE_DEVICES:\n%s\nwant:\n%s", r.Stdout, want)
+	}
+}

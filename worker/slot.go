@@ -32,8 +32,14 @@ func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Inherited variables the slot sets itself, or must not pass on
+	// (pinning.Slot.Unset: e.g. a node-wide HIP_VISIBLE_DEVICES that would
+	// index past an AMD slot's one device), are left out of the base.
 	override := map[string]bool{"HTEX_WORKER_RANK": true}
 	for _, k := range keys {
+		override[k] = true
+	}
+	for _, k := range s.Unset {
 		override[k] = true
 	}
 	for _, kv := range base {

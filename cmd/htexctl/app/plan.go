@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,13 +22,16 @@ func planCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
 		Usage:     "show the slots and pinning a worker pool would use on a node",
-		UsageText: "htexctl plan [--config FILE] [--cpus LIST | --cores N] [--mem-gb G] [--gpus G] [option flags] [--json]",
+		UsageText: "htexctl plan [--config FILE] [--cpus LIST | --cores N] [--mem-gb G] [--gpus G] [--accelerator-vendor V] [option flags] [--json]",
 		Description: "plan lays out one node's worker pool without starting anything: how many\n" +
 			"slots, which option limited that number, each slot's CPUs, accelerator and\n" +
 			"environment. The node is described by --cpus/--cores and --mem-gb, else read\n" +
 			"from this machine (HTEX_CORES and HTEX_MEMORY_GB override). Option flags\n" +
 			"override the config file. GPUs come from --gpus or executor.gpus_per_node only,\n" +
-			"so the output does not depend on the GPUs of the machine plan runs on.",
+			"so the output does not depend on the GPUs of the machine plan runs on. With\n" +
+			"accelerator entries and accelerator_vendor auto, the vendor (which variable a\n" +
+			"slot gets) is detected from this machine's device files, as a pool does on\n" +
+			"its node; --accelerator-vendor shows another node's.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "site config `FILE` (default: the built-in local config)"},
 			&cli.IntFlag{Name: "cores", Usage: "the node has CPUs 0..`N`-1"},
@@ -40,6 +45,7 @@ func planCommand() *cli.Command {
 			&cli.IntFlag{Name: "available-accelerators", Usage: "override executor.available_accelerators with the names 0..`N`-1"},
 			&cli.GenericFlag{Name: "accelerator", Value: &entryList{}, Usage: "override executor.available_accelerators, one `ENTRY` per use (e.g. --accelerator 0,1 --accelerator 2,3)"},
 			&cli.BoolFlag{Name: "allow-shared-cpus", Usage: "override executor.allow_shared_cpus"},
+			&cli.StringFlag{Name: "accelerator-vendor", Usage: "override executor.accelerator_vendor: auto, nvidia, amd or intel"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: runPlan,
@@ -58,7 +64,18 @@ type planNode struct {
 	node   pinning.Node
 	gpus   int
 	source string
+	vendor planVendor
 }
+
+// planVendor is the accelerator vendor plan resolved, and how.
+type planVendor struct {
+	name string // nvidia, amd, intel, or "" (unknown)
+	why  string
+}
+
+// devRoot is where plan looks for the device files that tell the vendor
+// with accelerator_vendor auto; tests point it at a fake tree.
+var devRoot = "/"
 
 func runPlan(c *cli.Context) error {
 	if c.NArg() > 0 {
@@ -80,6 +97,10 @@ func runPlan(c *cli.Context) error {
 		return err
 	}
 	opts.GPUs = pn.gpus
+	if pn.vendor, err = planVendorFrom(c, &cfg.Executor, opts); err != nil {
+		return err
+	}
+	opts.Vendor = pn.vendor.name
 	layout, err := pinning.Plan(pn.node, opts)
 	if err != nil {
 		return usageError("%v", err)
@@ -187,6 +208,36 @@ func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNo
 	return pn, nil
 }
 
+// planVendorFrom resolves accelerator_vendor (or --accelerator-vendor) as a
+// pool would on this machine. Without accelerator entries no variable is
+// set, and nothing is looked up.
+func planVendorFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planVendor, error) {
+	setting, source := e.AcceleratorVendor, "accelerator_vendor"
+	if c.IsSet("accelerator-vendor") {
+		setting, source = c.String("accelerator-vendor"), "--accelerator-vendor"
+		if err := config.CheckVendor(setting); err != nil {
+			return planVendor{}, usageError("plan: --accelerator-vendor %q: %v", setting, err)
+		}
+	}
+	if len(o.Accelerators) == 0 {
+		return planVendor{}, nil
+	}
+	var found []string
+	if setting == pinning.VendorAuto {
+		found = detect.Vendors(devRoot)
+	}
+	name, why, err := pinning.ResolveVendor(setting, found)
+	if err != nil {
+		return planVendor{}, usageError("plan: %v", err)
+	}
+	if setting == pinning.VendorAuto {
+		why += " on this machine"
+	} else {
+		why = source
+	}
+	return planVendor{name: name, why: why}, nil
+}
+
 func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layout) error {
 	var b strings.Builder
 	mem := "memory not used"
@@ -210,6 +261,9 @@ func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layo
 		affinity = pinning.AffinityNone
 	}
 	fmt.Fprintf(&b, "pinning: %s\n", affinity)
+	if len(o.Accelerators) > 0 {
+		fmt.Fprintf(&b, "vendor:  %s\n", vendorText(pn.vendor))
+	}
 	if idle := idleCPUs(pn.node.CPUs, l); affinity != pinning.AffinityNone && len(idle) > 0 {
 		fmt.Fprintf(&b, "idle:    %s in no slot: %s\n", plural(len(idle), "CPU"), pinning.FormatCPUList(idle))
 	}
@@ -246,6 +300,21 @@ func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layo
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// vendorText writes the vendor, how it was chosen and what the slots get:
+// "amd [accelerator_vendor]: sets ROCR_VISIBLE_DEVICES; removes ...".
+func vendorText(v planVendor) string {
+	name := v.name
+	if name == pinning.VendorUnknown {
+		name = "unknown"
+	}
+	set, unset := pinning.AcceleratorEnv(v.name, "")
+	text := fmt.Sprintf("%s [%s]: sets %s", name, v.why, strings.Join(slices.Sorted(maps.Keys(set)), ", "))
+	if len(unset) > 0 {
+		text += "; removes " + strings.Join(unset, ", ")
+	}
+	return text
 }
 
 // boundText writes an option with its value and what it is measured against.
@@ -298,6 +367,7 @@ type planJSON struct {
 	Slots     int            `json:"slots"`
 	LimitedBy string         `json:"limited_by"`
 	Node      planNodeJSON   `json:"node"`
+	Vendor    string         `json:"accelerator_vendor,omitempty"` // nvidia, amd, intel or unknown; absent without accelerators
 	Workers   []planSlotJSON `json:"workers"`
 }
 
@@ -312,6 +382,7 @@ type planSlotJSON struct {
 	CPUs        []int             `json:"cpus"` // null when affinity is none
 	Accelerator string            `json:"accelerator"`
 	Env         map[string]string `json:"env"`
+	Unset       []string          `json:"unset,omitempty"` // inherited variables the slot's tasks do not get
 }
 
 func writePlanJSON(w io.Writer, pn planNode, l *pinning.Layout) error {
@@ -321,8 +392,14 @@ func writePlanJSON(w io.Writer, pn planNode, l *pinning.Layout) error {
 		Node:      planNodeJSON{CPUs: pn.node.CPUs, MemoryGB: pn.node.MemoryGB, GPUs: pn.gpus},
 		Workers:   make([]planSlotJSON, len(l.Slots)),
 	}
+	if len(l.Slots) > 0 && l.Slots[0].Accelerator != "" {
+		out.Vendor = pn.vendor.name
+		if out.Vendor == pinning.VendorUnknown {
+			out.Vendor = "unknown"
+		}
+	}
 	for i, s := range l.Slots {
-		out.Workers[i] = planSlotJSON{Rank: s.Rank, CPUs: s.CPUs, Accelerator: s.Accelerator, Env: s.Env}
+		out.Workers[i] = planSlotJSON{Rank: s.Rank, CPUs: s.CPUs, Accelerator: s.Accelerator, Env: s.Env, Unset: s.Unset}
 	}
 	// One line: a node's CPU list would fill a screen when indented.
 	return json.NewEncoder(w).Encode(out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,20 @@ import (
 
 	"github.com/urfave/cli/v2"
 )
+
+// TestMain points plan's device lookup at an empty tree, so that the
+// output of a plan with accelerator_vendor auto does not depend on the GPUs
+// of the machine the tests run on; TestPlanVendor builds trees of its own.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "htex-plan-dev")
+	if err != nil {
+		panic(err)
+	}
+	devRoot = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // runPlanCmd runs `htexctl plan args...` in-process and returns stdout and
 // the error the command returned (the exit handler is disabled so that an
@@ -68,6 +83,7 @@ node:    12 CPUs (0-11), memory not used, 4 GPUs [--cpus, --gpus]
 slots:   6, limited by available_accelerators
 bounds:  cores_per_worker=1 (12 CPUs) allows 12; available_accelerators (6 entries) allows 6
 pinning: alternating
+vendor:  unknown [auto: no GPU device found on this machine]: sets CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER
 gpus:    6 accelerator entries on 4 GPUs (MPS): 2,2,1,1 slots per GPU
 
 SLOT  CPUS  NCPU  ACCELERATOR
@@ -83,6 +99,7 @@ node:    16 CPUs (0-7,16-23), memory not used, 0 GPUs [--cpus]
 slots:   2, limited by available_accelerators
 bounds:  cores_per_worker=1 (16 CPUs) allows 16; available_accelerators (2 entries) allows 2
 pinning: list:0-3,16-19:4-7,20-23
+vendor:  unknown [auto: no GPU device found on this machine]: sets CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER
 
 SLOT  CPUS       NCPU  ACCELERATOR
 0     0-3,16-19  8     0,1
@@ -242,6 +259,10 @@ func TestPlanErrors(t *testing.T) {
 			`htexctl: cores_per_worker 0: must be a finite number > 0`},
 		{"argument", []string{"--cores", "4", "extra"},
 			`htexctl: plan: unexpected argument "extra"`},
+		{"bad vendor", []string{"--cores", "4", "--available-accelerators", "2", "--accelerator-vendor", "rocm"},
+			`htexctl: plan: --accelerator-vendor "rocm": want auto, nvidia, amd or intel (did you mean "amd"?)`},
+		{"bad vendor without accelerators", []string{"--cores", "4", "--accelerator-vendor", "nvida"},
+			`htexctl: plan: --accelerator-vendor "nvida": want auto, nvidia, amd or intel (did you mean "nvidia"?)`},
 		{"bad config", []string{"--config", bad, "--cores", "4"},
 			`htexctl: ` + bad + `: executor.cores_per_worker -1: must be > 0; executor.retries -2: must be >= 0`},
 	}
@@ -284,5 +305,110 @@ func TestPlanDetected(t *testing.T) {
 	if !errors.As(err, &ec) || ec.ExitCode() != ExitUsage ||
 		ec.Error() != `htexctl: plan: HTEX_CORES "six": want a positive number of CPUs (or describe the node with --cpus or --cores, and --mem-gb)` {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestPlanVendor: the vendor line and the JSON for explicit vendors, and for
+// auto on fake device trees.
+func TestPlanVendor(t *testing.T) {
+	tree := func(t *testing.T, files ...string) string {
+		root := t.TempDir()
+		for _, f := range files {
+			p := filepath.Join(root, f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	const (
+		amdLine     = "amd [%s]: sets ROCR_VISIBLE_DEVICES; removes CUDA_VISIBLE_DEVICES, GPU_DEVICE_ORDINAL, HIP_VISIBLE_DEVICES"
+		unknownLine = "unknown [%s]: sets CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER"
+	)
+	tests := []struct {
+		name     string
+		files    []string
+		args     []string
+		line     string // the vendor: line, "" = none
+		jsonName string
+		env      map[string]string // slot 1's device variables
+		unset    []string
+	}{
+		{"explicit nvidia", nil, []string{"--accelerator-vendor", "nvidia"},
+			"nvidia [--accelerator-vendor]: sets CUDA_VISIBLE_DEVICES", "nvidia",
+			map[string]string{"CUDA_VISIBLE_DEVICES": "1"}, nil},
+		{"explicit amd over nvidia devices", []string{"dev/nvidia0"}, []string{"--accelerator-vendor", "amd"},
+			fmt.Sprintf(amdLine, "--accelerator-vendor"), "amd",
+			map[string]string{"ROCR_VISIBLE_DEVICES": "1"}, []string{"CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "HIP_VISIBLE_DEVICES"}},
+		{"explicit intel", nil, []string{"--accelerator-vendor", "intel"},
+			"intel [--accelerator-vendor]: sets ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER", "intel",
+			map[string]string{"ZE_AFFINITY_MASK": "1", "ZE_ENABLE_PCI_ID_DEVICE_ORDER": "1"}, nil},
+		{"auto on an AMD node", []string{"dev/kfd"}, nil,
+			fmt.Sprintf(amdLine, "auto: amd devices found on this machine"), "amd",
+			map[string]string{"ROCR_VISIBLE_DEVICES": "1"}, []string{"CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "HIP_VISIBLE_DEVICES"}},
+		{"auto on an NVIDIA node", []string{"dev/nvidia0", "dev/nvidia1", "dev/nvidiactl"}, []string{"--accelerator-vendor", "auto"},
+			"nvidia [auto: nvidia devices found on this machine]: sets CUDA_VISIBLE_DEVICES", "nvidia",
+			map[string]string{"CUDA_VISIBLE_DEVICES": "1"}, nil},
+		{"auto on a mixed node", []string{"dev/nvidia0", "dev/kfd"}, nil,
+			fmt.Sprintf(unknownLine, "auto: devices of amd and nvidia found on this machine"), "unknown",
+			map[string]string{"CUDA_VISIBLE_DEVICES": "1", "ROCR_VISIBLE_DEVICES": "1", "ZE_AFFINITY_MASK": "1", "ZE_ENABLE_PCI_ID_DEVICE_ORDER": "1"}, nil},
+		{"auto without GPUs", nil, nil,
+			fmt.Sprintf(unknownLine, "auto: no GPU device found on this machine"), "unknown",
+			map[string]string{"CUDA_VISIBLE_DEVICES": "1", "ROCR_VISIBLE_DEVICES": "1", "ZE_AFFINITY_MASK": "1", "ZE_ENABLE_PCI_ID_DEVICE_ORDER": "1"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := devRoot
+			devRoot = tree(t, tt.files...)
+			t.Cleanup(func() { devRoot = old })
+			args := append([]string{"--cores", "4", "--available-accelerators", "2"}, tt.args...)
+			out, err := runPlanCmd(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "\nvendor:  "+tt.line+"\n") {
+				t.Errorf("no line %q in:\n%s", "vendor:  "+tt.line, out)
+			}
+			out, err = runPlanCmd(t, append(args, "--json")...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Vendor  string `json:"accelerator_vendor"`
+				Workers []struct {
+					Env   map[string]string `json:"env"`
+					Unset []string          `json:"unset"`
+				} `json:"workers"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%v in %s", err, out)
+			}
+			if got.Vendor != tt.jsonName || !reflect.DeepEqual(got.Workers[1].Env, tt.env) || !reflect.DeepEqual(got.Workers[1].Unset, tt.unset) {
+				t.Errorf("JSON vendor %q, slot 1 env %v unset %v; want %q, %v, %v", got.Vendor, got.Workers[1].Env, got.Workers[1].Unset, tt.jsonName, tt.env, tt.unset)
+			}
+		})
+	}
+
+	// Without accelerator entries the vendor is neither looked up nor shown.
+	out, err := runPlanCmd(t, "--cores", "2", "--accelerator-vendor", "amd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "vendor:") {
+		t.Errorf("vendor shown without accelerators:\n%s", out)
+	}
+
+	// The config's accelerator_vendor is used, and the flag overrides it.
+	path := writeConfig(t, "[executor]\navailable_accelerators = 2\naccelerator_vendor = \"amd\"\n")
+	out, err = runPlanCmd(t, "--config", path, "--cores", "2")
+	if err != nil || !strings.Contains(out, "vendor:  "+fmt.Sprintf(amdLine, "accelerator_vendor")+"\n") {
+		t.Errorf("config vendor: %v\n%s", err, out)
+	}
+	out, err = runPlanCmd(t, "--config", path, "--cores", "2", "--accelerator-vendor", "nvidia")
+	if err != nil || !strings.Contains(out, "vendor:  nvidia [--accelerator-vendor]: sets CUDA_VISIBLE_DEVICES\n") {
+		t.Errorf("flag over config vendor: %v\n%s", err, out)
 	}
 }

@@ -66,9 +66,13 @@ func workerCommand() *cli.Command {
 			if gpus == 0 && len(ps.Accelerators) > 0 {
 				gpus = detect.GPUs()
 			}
+			vendor, err := poolVendor(ps, log)
+			if err != nil {
+				return failure("worker: %v", err)
+			}
 			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
 				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
-				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs})
+				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs, Vendor: vendor})
 			if err != nil {
 				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
 			}
@@ -120,4 +124,27 @@ func workerCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// poolVendor resolves accelerator_vendor on this node: an explicit vendor as
+// it is, auto from the device files (detect.Vendors). Without accelerator
+// entries the vendor does not matter and nothing is looked up.
+func poolVendor(ps rundir.PoolSettings, log *slog.Logger) (string, error) {
+	if len(ps.Accelerators) == 0 {
+		return pinning.VendorUnknown, nil
+	}
+	var found []string
+	if ps.AcceleratorVendor == pinning.VendorAuto || ps.AcceleratorVendor == "" {
+		found = detect.Vendors("/")
+	}
+	vendor, why, err := pinning.ResolveVendor(ps.AcceleratorVendor, found)
+	if err != nil {
+		return "", err
+	}
+	name := vendor
+	if name == pinning.VendorUnknown {
+		name = "unknown (every vendor's variable)"
+	}
+	log.Info("accelerator vendor", "vendor", name, "how", why)
+	return vendor, nil
 }
