@@ -19,6 +19,8 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# ./... leaves out testdata/: the PBS emulator's own unit tests are named.
+go vet ./testdata/pbs-emulator/
 
 if [ "$(id -u)" -eq 0 ]; then
 	echo "== starting a local four-node Slurm (scripts/slurm-cluster.sh up)"
@@ -33,5 +35,5 @@ else
 fi
 
 echo "== go test -race ./... (unit and integration)"
-go test -race -count=1 -timeout 40m ./...
+go test -race -count=1 -timeout 40m ./... ./testdata/pbs-emulator/
 echo "== all tests passed"
