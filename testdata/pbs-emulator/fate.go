@@ -195,9 +195,8 @@ func showState(seq int, state string, substate int) error {
 			return errDeleted
 		}
 		if !j.Hold { // a user hold (qsub -h) shows H until qrls
-			j.State = state
+			j.State, j.Substate = state, substate
 		}
-		j.Substate = substate
 		return nil
 	})
 	return err
