@@ -385,3 +385,60 @@ func TestPBSRelativeRunDir(t *testing.T) {
 		t.Errorf("submit.sh lacks %q:\n%s", want, script)
 	}
 }
+
+// alcfConfig is a Polaris-like PBS config: account, filesystems, the queue
+// and the block size given.
+func alcfConfig(queue string, nodes int, walltime string) string {
+	return fmt.Sprintf(`
+[executor]
+label = "polaris"
+max_workers_per_node = 1
+heartbeat_period = 1
+heartbeat_threshold = 5
+
+[provider]
+kind = "pbs"
+account = "MyProject"
+queue = %q
+nodes_per_block = %d
+walltime = %q
+launcher = "mpiexec"
+scheduler_options = "#PBS -l filesystems=home:eagle"
+init_blocks = 1
+max_blocks = 1
+
+[strategy]
+kind = "none"
+period = 1
+`, queue, nodes, walltime)
+}
+
+// TestPBSALCFRefusedBlock sends a 2-node block to Polaris's prod queue
+// (10 nodes and more) on the emulator in ALCF strict mode: qsub refuses it
+// with ALCF's words, and the daemon's status shows them on the block.
+func TestPBSALCFRefusedBlock(t *testing.T) {
+	testenv.Integration(t)
+	e := buildPBSEmulator(t)
+	d := testenv.StartDaemonEnv(t, alcfConfig("prod", 2, "01:00:00"), append(e.env(), "PBS_EMULATOR_STRICT=polaris")...)
+	st := pbsWaitStatus(t, d, "block 1 refused by qsub", func(st pbsStatus) bool {
+		return len(st.Blocks) > 0 && strings.Contains(st.Blocks[0].Message, "Job violates queue and/or server resource limits")
+	})
+	t.Logf("block: %s", st.Blocks[0].Message)
+}
+
+// TestPBSALCFVanishedBlock sends Polaris's prod queue a block that fits
+// prod's own range but none of its execution queues (10 nodes for 24 h;
+// small stops at 3 h): qsub accepts it, the job vanishes, and the daemon
+// ends the block with a message that names the likely cause.
+func TestPBSALCFVanishedBlock(t *testing.T) {
+	testenv.Integration(t)
+	e := buildPBSEmulator(t)
+	d := testenv.StartDaemonEnv(t, alcfConfig("prod", 10, "24:00:00"), append(e.env(), "PBS_EMULATOR_STRICT=polaris")...)
+	st := pbsWaitStatus(t, d, "block 1 ended as vanished", func(st pbsStatus) bool {
+		return len(st.Blocks) > 0 && strings.Contains(st.Blocks[0].Message, "routing queue dropped it")
+	})
+	t.Logf("block: %+v", st.Blocks[0])
+	if b := st.Blocks[0]; b.JobID == "" || !strings.Contains(b.Message, "before any pool registered") {
+		t.Errorf("block %+v: want a job id and a failure before any pool registered", b)
+	}
+}

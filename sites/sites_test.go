@@ -70,8 +70,11 @@ func checkSite(t *testing.T, name string) {
 		t.Errorf("%s names no documentation page for its facts", path)
 	}
 
-	if _, _, err := runCLI("config", "check", path); err != nil {
+	if _, stderr, err := runCLI("config", "check", path); err != nil {
 		t.Fatalf("htexctl config check %s: %v", path, err)
+	} else if strings.Contains(stderr, "warning:") {
+		// e.g. a block that its queue's node range refuses (package queues)
+		t.Errorf("htexctl config check %s warns:\n%s", path, stderr)
 	}
 
 	cfg, err := config.Load(path)

@@ -18,7 +18,14 @@
 //	H held, S suspended, U suspended (workstation busy)   → held
 //	R running, E exiting, B array job begun               → running
 //	F finished, X finished subjob                         → see below
-//	M moved, anything else                                → unknown
+//	M moved to another server, anything else              → unknown
+//	not listed by qstat -x at all (vanished)              → unknown
+//
+// (Letters: OpenPBS src/include/job.h JOB_STATE_LTR_* and qstat(1B).)
+// Status.Message says what the letter means and adds the job's comment,
+// e.g. "held (job_state H); job held, too many failed attempts to run".
+// Unknown is not terminal, but the daemon ends a block that stays unknown
+// (vanished or moved) once it is past its first seconds.
 //
 // A finished job (history, seen only with -x) is judged, in this order, on its
 // Exit_status and on its substate (91 JOB_SUBSTATE_TERMINATED = deleted with

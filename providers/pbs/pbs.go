@@ -20,6 +20,12 @@ const (
 	exitHistoryOnly = 35
 )
 
+// msgVanished is the Status.Message of a job qstat -x does not list: it
+// ended on a server that keeps no history, or a routing queue dropped it
+// after qsub returned (ALCF documents this for its prod queue:
+// https://docs.alcf.anl.gov/running-jobs/#troubleshooting-common-errors).
+const msgVanished = "qstat does not know this job: it ended without a history record, or a routing queue dropped it (check its queue's node and walltime limits)"
+
 // qdelChunk bounds the ids given to one qdel, to stay far below ARG_MAX.
 const qdelChunk = 200
 
@@ -103,7 +109,7 @@ func (p *PBS) Status(ctx context.Context, jobIDs []string) (map[string]providers
 	for _, id := range jobIDs {
 		j, ok := idx.find(id)
 		if !ok {
-			out[id] = providers.Status{State: providers.Unknown, Message: "qstat does not know this job"}
+			out[id] = providers.Status{State: providers.Unknown, Message: msgVanished}
 			continue
 		}
 		out[id] = j.status()

@@ -51,20 +51,37 @@ var jobExecNames = map[int]string{
 	-30: "JOB_EXEC_JOINJOB",
 }
 
+// stateMeanings say what the job_state letters other than Q and R mean, in
+// the words of the qstat(1B) man page (OpenPBS doc/man1/qstat.1B), for
+// Status.Message.
+var stateMeanings = map[string]string{
+	"W": "waiting for its start time (job_state W)",
+	"T": "being moved to a new location (job_state T)",
+	"H": "held (job_state H)",
+	"S": "suspended (job_state S)",
+	"U": "suspended while its workstation is busy (job_state U)",
+	"E": "exiting after having run (job_state E)",
+	"B": "array job begun (job_state B)",
+	"M": "moved to another server (job_state M); this server no longer follows it",
+}
+
 // status maps one job to a providers.Status (see the package doc).
 func (j job) status() providers.Status {
-	comment := string(j.Comment)
-	switch strings.ToUpper(strings.TrimSpace(string(j.State))) {
+	letter := strings.ToUpper(strings.TrimSpace(string(j.State)))
+	msg := join(stateMeanings[letter], string(j.Comment))
+	switch letter {
 	case "Q", "W", "T":
-		return providers.Status{State: providers.Pending, Message: comment}
+		return providers.Status{State: providers.Pending, Message: msg}
 	case "H", "S", "U":
-		return providers.Status{State: providers.Held, Message: comment}
+		return providers.Status{State: providers.Held, Message: msg}
 	case "R", "E", "B":
-		return providers.Status{State: providers.Running, Message: comment}
+		return providers.Status{State: providers.Running, Message: msg}
 	case "F", "X":
 		return j.finished()
+	case "M":
+		return providers.Status{State: providers.Unknown, Message: msg}
 	}
-	return providers.Status{State: providers.Unknown, Message: join(fmt.Sprintf("job_state %q", j.State), comment)}
+	return providers.Status{State: providers.Unknown, Message: join(fmt.Sprintf("job_state %q", j.State), msg)}
 }
 
 func (j job) finished() providers.Status {

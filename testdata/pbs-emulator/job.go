@@ -42,40 +42,18 @@ func runJob(args []string) int {
 		log.Print(err)
 		return 1
 	}
-	if !waitQueued(j, sigs) {
-		finishDeleted(seq)
+	plan := planOf(j)
+	if !playBefore(seq, plan.before, sigs) {
+		if cur, err := loadJobLocked(seq); err == nil && cur.Deleted && !cur.history() {
+			finishDeleted(seq)
+		}
 		return 0
 	}
-	if err := runScript(seq, sigs); err != nil {
+	if err := runScript(seq, sigs, plan); err != nil {
 		log.Print(err)
 		return 1
 	}
 	return 0
-}
-
-// waitQueued sleeps the start delay and then while the job is held; false
-// when the job was deleted meanwhile.
-func waitQueued(j *Job, sigs chan os.Signal) bool {
-	delay := time.NewTimer(j.StartDelay)
-	defer delay.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	delayed := false
-	for {
-		select {
-		case <-sigs:
-		case <-delay.C:
-			delayed = true
-		case <-tick.C:
-		}
-		cur, err := loadJobLocked(j.Seq)
-		if err != nil || cur.Deleted {
-			return false
-		}
-		if delayed && !cur.Hold {
-			return true
-		}
-	}
 }
 
 func loadJobLocked(seq int) (*Job, error) {
@@ -124,15 +102,18 @@ func execHost(j *Job) string {
 	return strings.Join(parts, "+")
 }
 
-// runScript starts the job and waits for its end.
-func runScript(seq int, sigs chan os.Signal) error {
+// runScript starts the job, plays its running steps (R, B, S) while it
+// runs, and records its end (after E's duration, and then vanishing when
+// the plan says gone).
+func runScript(seq int, sigs chan os.Signal, plan lifePlan) error {
 	now := time.Now()
+	first := plan.running[0].State
 	j, err := updateJob(seq, func(j *Job) error {
 		if j.Deleted {
 			return errDeleted
 		}
 		j.Nodes = nodeNames(j)
-		j.State, j.Substate, j.Stime, j.RunCount = "R", substateRunning, now, j.RunCount+1
+		j.State, j.Substate, j.Stime, j.RunCount = first, runSubstate(first), now, j.RunCount+1
 		j.Comment = fmt.Sprintf("Job run at %s on %s", now.Format("Mon Jan 02 at 15:04"), execVnode(j))
 		return nil
 	})
@@ -162,6 +143,41 @@ func runScript(seq int, sigs chan os.Signal) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
+	stop := make(chan struct{})
+	played := make(chan struct{})
+	go func() { defer close(played); playRunning(seq, pgid, plan.running, stop) }()
+
+	killedForWalltime, waitErr := supervise(j, pgid, done, sigs)
+	close(stop)
+	<-played
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // the mom kills what is left of the session
+	cleanup()                                // before the job shows as finished
+	code := exitStatus(cmd.ProcessState, waitErr)
+	if killedForWalltime {
+		code = exitKillWalltime
+	}
+	if plan.exiting > 0 {
+		_ = showState(seq, "E", substateExiting)
+		time.Sleep(plan.exiting)
+	}
+	finish(seq, &code, killedForWalltime, "")
+	if plan.gone {
+		vanish(seq)
+	}
+	return nil
+}
+
+// runSubstate is the substate shown with a running letter.
+func runSubstate(state string) int {
+	if state == "B" {
+		return substateBegun
+	}
+	return substateRunning
+}
+
+// supervise waits for the script's end, enforcing walltime and honouring
+// qdel; it returns whether walltime killed the job and Wait's error.
+func supervise(j *Job, pgid int, done chan error, sigs chan os.Signal) (killedForWalltime bool, waitErr error) {
 	var walltime <-chan time.Time
 	if j.Walltime > 0 {
 		t := time.NewTimer(time.Until(j.Stime.Add(time.Duration(j.Walltime) * time.Second)))
@@ -169,13 +185,13 @@ func runScript(seq int, sigs chan os.Signal) error {
 		walltime = t.C
 	}
 	var killTimer <-chan time.Time
-	killedForWalltime := false
 	terminate := func(force bool) {
 		if force {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			return
 		}
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = syscall.Kill(-pgid, syscall.SIGCONT) // a suspended job must see it
 		if killTimer == nil {
 			killTimer = time.After(j.KillDelay)
 		}
@@ -189,19 +205,53 @@ func runScript(seq int, sigs chan os.Signal) error {
 			appendJobStderr(j, fmt.Sprintf("=>> PBS: job killed: walltime %d exceeded limit %d\n", used, j.Walltime))
 			terminate(false)
 		case <-sigs:
-			cur, err := loadJobLocked(seq)
+			cur, err := loadJobLocked(j.Seq)
 			terminate(err == nil && cur.Forced)
 		case <-killTimer:
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		case err := <-done:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL) // the mom kills what is left of the session
-			cleanup()                                // before the job shows as finished
-			code := exitStatus(cmd.ProcessState, err)
-			if killedForWalltime {
-				code = exitKillWalltime
+			return killedForWalltime, err
+		}
+	}
+}
+
+// playRunning walks the running steps: R or B for their duration (the last
+// one without a duration lasts until the end), S stops the process group
+// for its duration and then lets it go on. It returns at the last step or
+// when stop is closed, never leaving the group stopped.
+func playRunning(seq, pgid int, steps []step, stop chan struct{}) {
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-stop:
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for i, st := range steps {
+		switch st.State {
+		case "R", "B":
+			if i > 0 {
+				_ = showState(seq, st.State, runSubstate(st.State))
 			}
-			finish(seq, &code, killedForWalltime, "")
-			return nil
+			if st.For == 0 {
+				return
+			}
+		case "S":
+			_ = syscall.Kill(-pgid, syscall.SIGSTOP)
+			_ = showState(seq, "S", substateSuspended)
+		}
+		ok := sleep(st.For)
+		if st.State == "S" {
+			_ = syscall.Kill(-pgid, syscall.SIGCONT)
+			if !ok || i == len(steps)-1 {
+				_ = showState(seq, "R", substateRunning)
+			}
+		}
+		if !ok {
+			return
 		}
 	}
 }

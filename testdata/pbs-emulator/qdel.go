@@ -59,7 +59,7 @@ func deleteJob(id string, force bool) (int, string) {
 	var wrapper int
 	var finished bool
 	_, err := updateJob(seq, func(j *Job) error {
-		if j.State == "F" {
+		if j.history() {
 			finished = true
 			return nil
 		}
@@ -81,7 +81,7 @@ func deleteJob(id string, force bool) (int, string) {
 	if err := syscall.Kill(wrapper, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
 		// the wrapper is gone without finishing the job: finish it here
 		_, _ = updateJob(seq, func(j *Job) error {
-			if j.State != "F" {
+			if !j.history() {
 				j.State, j.Substate, j.Obittime = "F", substateTerminated, time.Now()
 			}
 			return nil
@@ -90,7 +90,8 @@ func deleteJob(id string, force bool) (int, string) {
 	return 0, ""
 }
 
-// qrls releases a user hold (qsub -h).
+// qrls releases a hold: a user hold (qsub -h) or a system hold (the H
+// step of PBS_EMULATOR_STATES; a real server wants an operator for that).
 func qrls(args []string) int {
 	rc := 0
 	for _, id := range args {
@@ -105,7 +106,7 @@ func qrls(args []string) int {
 		}
 		_, err := updateJob(seq, func(j *Job) error {
 			if j.Hold {
-				j.Hold, j.State, j.Substate = false, "Q", substateQueued
+				j.Hold, j.HoldType, j.State, j.Substate = false, "", "Q", substateQueued
 			}
 			return nil
 		})

@@ -83,7 +83,7 @@ func qstat(args []string) int {
 		}
 		if len(ids) == 0 {
 			for _, j := range all {
-				if (j.State == "F") == finishedOnly || (history && !finishedOnly) {
+				if j.history() == finishedOnly || (history && !finishedOnly) {
 					jobs = append(jobs, j)
 				}
 			}
@@ -96,7 +96,7 @@ func qstat(args []string) int {
 			case !ok || j == nil:
 				fmt.Fprintf(os.Stderr, "qstat: Unknown Job Id %s\n", id)
 				rc = 153 // PBSE_UNKJOBID
-			case j.State == "F" && !history:
+			case j.history() && !history:
 				fmt.Fprintf(os.Stderr, "qstat: %s Job has finished, use -x or -H to obtain historical job information\n", j.ID())
 				rc = 35 // PBSE_HISTJOBID
 			default:
@@ -146,7 +146,7 @@ func jobAttrs(j *Job) []attr {
 	}
 	holds := "n"
 	if j.Hold {
-		holds = "u"
+		holds = j.HoldType
 	}
 	a = append(a, attr{"Hold_Types", holds}, attr{"Join_Path", j.Join}, attr{"Keep_Files", "n"},
 		attr{"Mail_Points", "a"}, attr{"mtime", j.Mtime.Format(asctime)},
@@ -172,7 +172,7 @@ func jobAttrs(j *Job) []attr {
 		a = append(a, attr{"Exit_status", *j.ExitStatus})
 	}
 	a = append(a, attr{"Submit_arguments", j.SubmitArgs})
-	if j.State == "F" {
+	if j.history() {
 		a = append(a, attr{"history_timestamp", int(j.Obittime.Unix())})
 	}
 	project := j.Project

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -261,6 +262,23 @@ func qsub(args []string) int {
 	if err != nil {
 		return fail(2, "%v", err)
 	}
+	if j.Steps, err = parseSteps(os.Getenv("PBS_EMULATOR_STATES")); err != nil {
+		return fail(2, "%v", err)
+	}
+	strict := strings.TrimSpace(os.Getenv("PBS_EMULATOR_STRICT"))
+	if strict != "" && o.queue == "" {
+		j.Queue = "prod" // ALCF's default queue
+	}
+	fate, err := strictCheck(strict, os.Getenv("PBS_EMULATOR_ROUTE_AT_SUBMIT") != "", j)
+	var r *refusal
+	switch {
+	case errors.As(err, &r):
+		return fail(r.code, "%s", r.msg)
+	case err != nil:
+		return fail(2, "%v", err)
+	case fate != nil:
+		j.Steps = fate
+	}
 	err = withLock(func() error {
 		seq, err := nextSeq()
 		if err != nil {
@@ -319,7 +337,7 @@ func newJob(o *submitOpts, scriptName, submitArgs string) (*Job, error) {
 		j.Join = o.join
 	}
 	if o.hold {
-		j.State, j.Substate, j.Hold = "H", substateHeld, true
+		j.State, j.Substate, j.Hold, j.HoldType = "H", substateHeld, true, "u"
 	}
 	for _, v := range o.vars {
 		k, val, ok := strings.Cut(v, "=")

@@ -45,11 +45,13 @@ type Job struct {
 	Vars       map[string]string `json:"vars"` // -v
 	Env        []string          `json:"env"`  // qsub's environment, given to the job
 	StartDelay time.Duration     `json:"start_delay"`
+	Steps      []step            `json:"steps,omitempty"` // PBS_EMULATOR_STATES (fate.go)
 	KillDelay  time.Duration     `json:"kill_delay"`
 
-	State      string    `json:"state"` // Q H R E F
+	State      string    `json:"state"` // T W Q H R B S E F M
 	Substate   int       `json:"substate"`
 	Hold       bool      `json:"hold"`
+	HoldType   string    `json:"hold_type,omitempty"` // Hold_Types: u (qsub -h) or s (system, H step)
 	ExitStatus *int      `json:"exit_status,omitempty"`
 	Comment    string    `json:"comment,omitempty"`
 	Nodes      []string  `json:"nodes,omitempty"`
@@ -63,6 +65,10 @@ type Job struct {
 	Deleted    bool      `json:"deleted,omitempty"`
 	Forced     bool      `json:"forced,omitempty"`
 }
+
+// history reports whether the job is a history record: finished (F) or
+// moved to another server (M). qstat shows these only with -x.
+func (j *Job) history() bool { return j.State == "F" || j.State == "M" }
 
 // ID is the job's full id, e.g. "12.emu-server".
 func (j *Job) ID() string { return fmt.Sprintf("%d.%s", j.Seq, serverName) }

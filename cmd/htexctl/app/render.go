@@ -107,7 +107,9 @@ func configCommand() *cli.Command {
 			ArgsUsage: "FILE",
 			Description: "check reads FILE, applies the defaults and validates every option, then renders\n" +
 				"a block script to catch template and launcher problems. It prints \"ok: <summary>\"\n" +
-				"and exits 0, or prints each problem and exits 2.",
+				"and exits 0, or prints each problem and exits 2. For a PBS config whose label names\n" +
+				"a machine with a queue table (polaris, aurora), a block outside its queue's node or\n" +
+				"walltime range is warned about on stderr (exit 0).",
 			Action: runConfigCheck,
 		}},
 	}
@@ -128,6 +130,9 @@ func runConfigCheck(c *cli.Context) error {
 			n = fmt.Sprintf("%d problems", len(problems))
 		}
 		return usageError("config check: %s: %s", path, n)
+	}
+	for _, w := range queueWarnings(cfg) {
+		fmt.Fprintf(renderErrOut, "warning: %s: %s\n", path, w)
 	}
 	_, err := fmt.Fprintf(renderOut, "ok: %s\n", summary(path, cfg))
 	return err
