@@ -1,8 +1,10 @@
 package interchange
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +18,7 @@ const MaxTasksPerSubmit = 100000
 
 func (s *state) reply(id []byte, reqID uint64, m *wire.Envelope) {
 	m.RequestId = reqID
-	s.ix.send(s.ix.clientSock, id, m)
+	s.toClient(id, m)
 }
 
 func (s *state) replyError(id []byte, reqID uint64, format string, args ...any) {
@@ -49,7 +51,7 @@ func (s *state) handleClient(id, payload []byte) {
 	case *wire.Envelope_Stop:
 		s.log.Info("stop requested by a client")
 		s.reply(id, m.RequestId, &wire.Envelope{Body: &wire.Envelope_Ack{Ack: &wire.Ack{Message: "stopping"}}})
-		s.ix.requestStop()
+		s.stopRequested = true
 	default:
 		s.replyError(id, m.RequestId, "unexpected message %s on the client channel", typeName(m))
 	}
@@ -106,7 +108,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 	for _, spec := range r.Tasks {
 		retries := spec.Retries
 		if retries < 0 {
-			retries = int32(s.ix.opt.DefaultRetries)
+			retries = int32(s.cfg.DefaultRetries)
 		}
 		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries}
 		s.nextTask++
@@ -129,8 +131,8 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 }
 
 func (s *state) status() *wire.StatusReply {
-	r := &wire.StatusReply{Label: s.ix.opt.Label, RunDir: s.ix.opt.RunDir, Encrypted: s.ix.opt.Encrypted,
-		Provider: s.ix.opt.Provider, Warning: s.ix.opt.Warning, Jobs: int64(len(s.jobs))}
+	r := &wire.StatusReply{Label: s.cfg.Label, RunDir: s.cfg.RunDir, Encrypted: s.cfg.Encrypted,
+		Provider: s.cfg.Provider, Warning: s.cfg.Warning, Jobs: int64(len(s.jobs))}
 	for _, j := range s.jobs {
 		r.Succeeded += j.succeeded
 		r.Failed += j.failed + j.cancelled
@@ -153,7 +155,7 @@ func (s *state) status() *wire.StatusReply {
 		}
 	}
 	r.Queued = int64(len(s.tasks)) - r.Running
-	if bs := s.ix.opt.Blocks; bs != nil {
+	if bs := s.cfg.Blocks; bs != nil {
 		for _, b := range bs.BlockStatuses() {
 			if pb := perBlock[b.Id]; pb != nil {
 				b.Pools, b.Slots, b.Busy = pb.Pools, pb.Slots, pb.Busy
@@ -171,6 +173,8 @@ func (s *state) status() *wire.StatusReply {
 	return r
 }
 
+// resultsRequest checks a results request and asks the driver for its
+// journal rows (rowsRead goes on). The rows are read off the loop.
 func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) {
 	limit := int(r.Limit)
 	if limit <= 0 || limit > 10000 {
@@ -180,37 +184,48 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 		s.replyError(id, reqID, "results: job %d does not exist", r.JobId)
 		return
 	}
-	rows, err := s.ix.opt.Journal.Rows(int64(r.JobId), int64(r.AfterTaskId), limit+1)
+	s.reads = append(s.reads, readReq{id: id, reqID: reqID, jobID: r.JobId, after: r.AfterTaskId, limit: limit})
+}
+
+// rowsRead is the event of the journal rows of a results request read
+// (up to limit+1 of them, to tell whether there are more). A task without
+// a result row is reported from memory: running where a pool holds it.
+func (s *state) rowsRead(now time.Time, q readReq, rows []journal.Row, err error) {
+	s.at(now)
 	if err != nil {
-		s.replyError(id, reqID, "results: %v", err)
+		s.replyError(q.id, q.reqID, "results: %v", err)
 		return
 	}
 	out := &wire.ResultsReply{}
-	if len(rows) > limit {
-		rows, out.More = rows[:limit], true
+	if len(rows) > q.limit {
+		rows, out.More = rows[:q.limit], true
 	}
 	for _, row := range rows {
-		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
-			Argv: row.Task.Argv, BlockId: -1}
-		if res := row.Result; res != nil {
-			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
-			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
-			tr.Stdout, tr.Stderr = res.Stdout, res.Stderr
-			if !res.StartedAt.IsZero() {
-				tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
-			}
-		} else if t := s.tasks[uint64(row.Task.ID)]; t != nil && t.state == stRunning {
-			tr.State, tr.Attempts = "running", t.attempts
-			tr.BlockId, tr.Node = t.pool.reg.BlockId, t.pool.reg.Node
-		} else {
-			tr.State = "queued"
-			if t != nil {
-				tr.Attempts = t.attempts
-			}
-		}
-		out.Results = append(out.Results, tr)
+		out.Results = append(out.Results, s.taskResult(row))
 	}
-	s.reply(id, reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
+	s.reply(q.id, q.reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
+}
+
+func (s *state) taskResult(row journal.Row) *wire.TaskResult {
+	tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
+		Argv: row.Task.Argv, BlockId: -1}
+	if res := row.Result; res != nil {
+		tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
+		tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
+		tr.Stdout, tr.Stderr = res.Stdout, res.Stderr
+		if !res.StartedAt.IsZero() {
+			tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
+		}
+	} else if t := s.tasks[uint64(row.Task.ID)]; t != nil && t.state == stRunning {
+		tr.State, tr.Attempts = "running", t.attempts
+		tr.BlockId, tr.Node = t.pool.reg.BlockId, t.pool.reg.Node
+	} else {
+		tr.State = "queued"
+		if t != nil {
+			tr.Attempts = t.attempts
+		}
+	}
+	return tr
 }
 
 func (s *state) watch(id []byte, reqID uint64, r *wire.WatchRequest) {
@@ -236,7 +251,8 @@ func (s *state) watch(id []byte, reqID uint64, r *wire.WatchRequest) {
 
 // flushWatchers sends progress to the watchers of jobs that changed.
 func (s *state) flushWatchers() {
-	for _, j := range s.watched {
+	for _, id := range sortedKeys(s.watched) {
+		j := s.watched[id]
 		dirty := s.jobsDirty[j.id]
 		for _, w := range j.watchers {
 			if !dirty && !w.dirty {
@@ -245,7 +261,7 @@ func (s *state) flushWatchers() {
 			p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
 				Running: j.unfinished, Complete: j.complete(), Done: w.done, Sealed: j.sealed}
 			w.done, w.dirty = nil, false
-			s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
+			s.toClient(w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
 		}
 	}
 	clear(s.jobsDirty)
@@ -259,22 +275,31 @@ func (s *state) cancelJob(id []byte, reqID uint64, jobID uint64) {
 	}
 	j.sealed = true
 	s.jobsDirty[j.id] = true
-	byPool := map[*pool][]uint64{}
-	n := 0
+	// In id order, so that the journal rows and messages do not depend on
+	// the order of a map.
+	var mine []*task
 	for _, t := range s.tasks {
-		if t.jobID != jobID {
-			continue
+		if t.jobID == jobID {
+			mine = append(mine, t)
 		}
-		n++
+	}
+	slices.SortFunc(mine, func(a, b *task) int { return cmp.Compare(a.id, b.id) })
+	byPool := map[*pool][]uint64{}
+	var pools []*pool
+	n := len(mine)
+	for _, t := range mine {
 		switch t.state {
 		case stQueued:
 			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_CANCELLED, Error: "cancelled before it ran"}, nil)
 		case stRunning:
+			if byPool[t.pool] == nil {
+				pools = append(pools, t.pool)
+			}
 			byPool[t.pool] = append(byPool[t.pool], t.id)
 		}
 	}
-	for p, ids := range byPool {
-		s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: ids}}})
+	for _, p := range pools {
+		s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: byPool[p]}}})
 	}
 	s.event("job_cancelled", 0, "", 0, fmt.Sprintf("job %d: %d unfinished tasks cancelled", jobID, n))
 	s.posts = append(s.posts, post{reply: id, reqID: reqID, msg: &wire.Envelope{Body: &wire.Envelope_Ack{

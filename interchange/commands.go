@@ -31,7 +31,7 @@ func (st *State) DrainBlock(blockID int64) {
 	for _, p := range st.s.poolOrder {
 		if p.reg.BlockId == blockID {
 			p.draining = true
-			st.s.ix.send(st.s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
+			st.s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
 		}
 	}
 }
@@ -68,7 +68,7 @@ func (st *State) Running() int {
 // ShutdownPools tells every pool to exit.
 func (st *State) ShutdownPools(reason string) {
 	for _, p := range st.s.poolOrder {
-		st.s.ix.send(st.s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: reason}}})
+		st.s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: reason}}})
 	}
 }
 

@@ -147,7 +147,7 @@ func New(opt Options) (*Interchange, error) {
 		ix.closeSockets()
 		return nil, fmt.Errorf("wake socket: %w", err)
 	}
-	ix.st = newState(ix)
+	ix.st = newState(configOf(opt), opt.Log)
 	return ix, nil
 }
 
@@ -202,16 +202,41 @@ func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
 // Restore loads unfinished tasks and job counters from the journal before
 // Run (daemon restart).
 func (ix *Interchange) Restore() error {
-	return ix.st.restore()
+	j := ix.opt.Journal
+	var d restoreData
+	var err error
+	if d.maxJob, d.maxTask, _, err = j.MaxIDs(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if d.counts, err = j.JobCounts(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if d.unfinished, d.attempts, err = j.Unfinished(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if d.pools, err = j.Pools(true); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	ix.st.restore(d, time.Now())
+	return nil
 }
 
-// Run serves until ctx is cancelled or a fatal journal error occurs.
+// ForgetBlocks tells a restored interchange which blocks of the previous
+// daemon ended while no daemon ran: their pools will not register again.
+// Call it after Restore, before Run. (Pools of blocks that end later are
+// forgotten through State.BlockEnded.)
+func (ix *Interchange) ForgetBlocks(blocks []int64) {
+	ix.st.forgetBlocks(blocks, time.Now())
+}
+
+// Run serves until ctx is cancelled or a fatal journal error occurs. It is
+// the driver of the core (core.go): it turns socket frames, the clock,
+// commands and journal commits into events, and carries out the actions.
 func (ix *Interchange) Run(ctx context.Context) error {
 	defer ix.closeSockets()
 	w := newWriter(ix.opt.Journal, ix.wake)
 	go w.run()
 	defer w.close()
-	ix.st.writer = w
 
 	poller := zmq.NewPoller()
 	poller.Add(ix.clientSock, zmq.POLLIN)
@@ -220,32 +245,33 @@ func (ix *Interchange) Run(ctx context.Context) error {
 	st := ix.st
 	for {
 		if err := ctx.Err(); err != nil {
-			st.flushJournalSync()
+			ix.flushJournalSync(w)
 			return nil
 		}
-		timeout := st.nextTimeout(time.Now())
-		if _, err := poller.Poll(timeout); err != nil {
+		if _, err := poller.Poll(st.nextWake(time.Now())); err != nil {
 			if errors.Is(zmq.AsErrno(err), zmq.Errno(4)) { // EINTR
 				continue
 			}
 			return fmt.Errorf("poll: %w", err)
 		}
 		now := time.Now()
-		st.now = now
-		ix.drain(ix.workerSock, st.handleWorker)
+		poolMsg := func(id, payload []byte) { st.poolMsg(now, id, payload) }
+		ix.drain(ix.workerSock, poolMsg)
 		ix.drain(ix.clientSock, func(id, payload []byte) {
-			st.handleClient(id, payload)
+			st.clientMsg(now, id, payload)
 			// A submission of thousands of tasks takes milliseconds, and
 			// several can be waiting: keep the pools fed in between, or
 			// their prefetch runs dry behind a stream of submissions.
-			ix.drain(ix.workerSock, st.handleWorker)
-			st.dispatch()
+			ix.drain(ix.workerSock, poolMsg)
+			st.turn(now)
+			ix.act(w)
 		})
 		for {
 			if _, err := ix.wakeRecv.RecvBytes(zmq.DONTWAIT); err != nil {
 				break
 			}
 		}
+		st.at(now)
 	cmds:
 		for {
 			select {
@@ -255,15 +281,70 @@ func (ix *Interchange) Run(ctx context.Context) error {
 				break cmds
 			}
 		}
-		if err := st.collectCommits(); err != nil {
-			return err
+		if err, done := w.collect(); done {
+			st.committed(now, err)
+			if err != nil {
+				return fmt.Errorf("journal write failed, stopping to lose nothing: %w", err)
+			}
 		}
-		st.tick(now)
-		st.dispatch()
-		st.flushWatchers()
-		st.flushAcks(now)
-		st.sendJournal()
+		st.turn(now)
+		ix.act(w)
 		ix.publishStats(now)
+	}
+}
+
+// act carries out the core's actions: sends its messages, runs its reads,
+// tells the block watcher of registrations and hands the journal batch to
+// the writer when it is idle.
+func (ix *Interchange) act(w *writer) {
+	st := ix.st
+	for _, q := range st.takeReads() {
+		rows, err := ix.opt.Journal.Rows(int64(q.jobID), int64(q.after), q.limit+1)
+		st.rowsRead(time.Now(), q, rows, err)
+	}
+	for _, m := range st.takeOut() {
+		s := ix.clientSock
+		if m.to == toPool {
+			s = ix.workerSock
+		}
+		ix.send(s, m.id, m.msg)
+	}
+	if pw, ok := ix.opt.Blocks.(PoolWatcher); ok {
+		for _, b := range st.takeRegistered() {
+			pw.PoolRegistered(b)
+		}
+	} else {
+		st.takeRegistered()
+	}
+	if st.stopRequested {
+		ix.requestStop()
+	}
+	if !w.busy {
+		if b := st.takeBatch(); b != nil {
+			w.submit(b)
+		}
+	}
+}
+
+// flushJournalSync writes what is pending before the loop exits.
+func (ix *Interchange) flushJournalSync(w *writer) {
+	st := ix.st
+	if err, done := w.wait(); done {
+		st.committed(time.Now(), err)
+	}
+	if b := st.takeBatch(); b != nil {
+		err := ix.opt.Journal.Write(b)
+		if err != nil {
+			ix.log.Error("final journal write failed", "err", err)
+		}
+		st.committed(time.Now(), err)
+	}
+	for _, m := range st.takeOut() {
+		s := ix.clientSock
+		if m.to == toPool {
+			s = ix.workerSock
+		}
+		ix.send(s, m.id, m.msg)
 	}
 }
 

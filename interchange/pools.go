@@ -15,7 +15,7 @@ func (s *state) handleWorker(id, payload []byte) {
 		var ve *wire.VersionError
 		if errors.As(err, &ve) {
 			s.log.Warn("refusing a pool of another protocol version", "err", err)
-			s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: err.Error()}}})
+			s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: err.Error()}}})
 			return
 		}
 		s.log.Warn("dropping malformed pool message", "err", err, "bytes", len(payload))
@@ -27,11 +27,11 @@ func (s *state) handleWorker(id, payload []byte) {
 		s.register(id, b.Register)
 	case *wire.Envelope_Heartbeat:
 		if p == nil {
-			s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Reregister{Reregister: &wire.Reregister{}}})
+			s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Reregister{Reregister: &wire.Reregister{}}})
 			return
 		}
 		p.lastSeen = s.now
-		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
+		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
 	case *wire.Envelope_Results:
 		s.resultsMsg(id, p, b.Results)
 	case *wire.Envelope_Shutdown:
@@ -53,12 +53,12 @@ func (s *state) handleWorker(id, payload []byte) {
 func (s *state) register(id []byte, r *wire.Register) {
 	if r.PoolId == "" || string(id) != r.PoolId {
 		s.log.Warn("refusing a registration whose pool id does not match its socket identity", "pool", r.PoolId)
-		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "pool id must equal the socket identity"}}})
+		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "pool id must equal the socket identity"}}})
 		return
 	}
 	if r.Slots < 1 {
 		s.log.Warn("refusing a pool without slots", "pool", r.PoolId)
-		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "a pool needs at least one slot"}}})
+		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Refuse{Refuse: &wire.Refuse{Reason: "a pool needs at least one slot"}}})
 		return
 	}
 	p := s.pools[r.PoolId]
@@ -93,7 +93,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 		}
 	}
 	if len(stale) > 0 {
-		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: stale}}})
+		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: stale}}})
 	}
 	// Results the pool sent that were never acknowledged (lost with an
 	// earlier daemon, or on a broken connection) count now, in the same
@@ -110,14 +110,12 @@ func (s *state) register(id []byte, r *wire.Register) {
 	s.event("pool_registered", r.BlockId, p.id, 0, "")
 	s.log.Info("pool registered", "pool", p.id, "node", r.Node, "block", r.BlockId, "slots", r.Slots,
 		"cpus", r.Cpus, "held_tasks", len(r.Running))
-	if w, ok := s.ix.opt.Blocks.(PoolWatcher); ok {
-		w.PoolRegistered(r.BlockId)
-	}
+	s.registeredBlocks = append(s.registeredBlocks, r.BlockId)
 	if s.drainBlocks[r.BlockId] { // its block is being cancelled
 		p.draining = true
-		s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
+		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
 	}
-	s.ix.send(s.ix.workerSock, id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
+	s.toPool(id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
 }
 
 // resultsMsg handles one Results message of a pool and acknowledges it

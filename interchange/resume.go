@@ -25,14 +25,11 @@ type formerPool struct {
 	rec   journal.Pool // its journal row
 }
 
-// ForgetBlocks tells a restored interchange which blocks of the previous
-// daemon ended while no daemon ran: their pools will not register again.
-// Call it after Restore, before Run. (Pools of blocks that end later are
-// forgotten through State.BlockEnded.)
-func (ix *Interchange) ForgetBlocks(blocks []int64) {
-	now := time.Now()
+// forgetBlocks is the event of ForgetBlocks.
+func (s *state) forgetBlocks(blocks []int64, now time.Time) {
+	s.at(now)
 	for _, b := range blocks {
-		ix.st.formerBlockEnded(b, "its block ended while no daemon was running", now)
+		s.formerBlockEnded(b, "its block ended while no daemon was running", s.now)
 	}
 }
 
@@ -45,12 +42,13 @@ func (s *state) loadFormer(pools []journal.Pool, restored []*task, now time.Time
 			reg: &wire.Register{PoolId: jp.ID, BlockId: jp.BlockID, Node: jp.Node, Hostname: jp.Hostname}}}
 	}
 	s.restored, s.holding = restored, true
-	s.holdUntil = now.Add(s.ix.opt.HeartbeatThreshold)
+	s.holdUntil = now.Add(s.cfg.HeartbeatThreshold)
 }
 
 // formerBlockEnded gives up the former pools of a block that ended.
 func (s *state) formerBlockEnded(blockID int64, why string, now time.Time) {
-	for _, f := range s.former {
+	for _, id := range sortedKeys(s.former) {
+		f := s.former[id]
 		if f.rec.BlockID == blockID {
 			s.giveUp(f, now, why)
 		}
@@ -84,7 +82,8 @@ func (s *state) releaseRestored(now time.Time) {
 	if len(s.former) > 0 && now.Before(s.holdUntil) {
 		return
 	}
-	for _, f := range s.former {
+	for _, id := range sortedKeys(s.former) {
+		f := s.former[id]
 		s.log.Warn("a pool of the previous daemon did not register again: the tasks it was running will run again",
 			"pool", f.rec.ID, "block", f.rec.BlockID, "node", f.rec.Node)
 		s.giveUp(f, now, "did not register again within heartbeat_threshold after the daemon restarted")

@@ -52,7 +52,6 @@ type post struct {
 	reqID   uint64
 	msg     *wire.Envelope
 	done    *doneTask
-	newJobs []uint64
 	ackPool string // pool identity whose Results message ackSeq to acknowledge
 	ackSeq  uint64
 }
@@ -63,8 +62,9 @@ type doneTask struct {
 	end           time.Time
 }
 
+// state is the pure core of the interchange (core.go).
 type state struct {
-	ix  *Interchange
+	cfg config
 	log *slog.Logger
 	now time.Time
 
@@ -87,78 +87,46 @@ type state struct {
 	holding   bool
 	holdUntil time.Time
 
-	writer    *writer
-	pending   *journal.Batch
-	posts     []post
-	lastTick  time.Time
-	jobsDirty map[uint64]bool
-	watched   map[uint64]*job     // jobs with at least one watcher
-	acks      map[string][]uint64 // committed Results messages to acknowledge, per pool
-	lastAcks  time.Time
+	pending     *journal.Batch
+	posts       []post
+	inFlight    bool   // a batch is being written
+	flightPosts []post // its after-commit work
+	lastTick    time.Time
+	jobsDirty   map[uint64]bool
+	watched     map[uint64]*job     // jobs with at least one watcher
+	acks        map[string][]uint64 // committed Results messages to acknowledge, per pool
+	lastAcks    time.Time
+
+	// Actions for the driver (core.go).
+	out              []send
+	reads            []readReq
+	registeredBlocks []int64
+	stopRequested    bool
 }
 
-func newState(ix *Interchange) *state {
-	return &state{
-		ix: ix, log: ix.log,
-		tasks:     map[uint64]*task{},
-		jobs:      map[uint64]*job{},
-		pools:     map[string]*pool{},
-		pending:   &journal.Batch{},
-		jobsDirty: map[uint64]bool{},
-		watched:   map[uint64]*job{},
-		nextJob:   1, nextTask: 1,
-	}
-}
-
-func (s *state) restore() error {
-	j := s.ix.opt.Journal
-	maxJob, maxTask, _, err := j.MaxIDs()
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	s.nextJob, s.nextTask = uint64(maxJob)+1, uint64(maxTask)+1
-	counts, err := j.JobCounts()
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	for _, c := range counts {
+// restore loads what the journal held at start: unfinished tasks come
+// back queued but held (resume.go), job counters and ids go on.
+func (s *state) restore(d restoreData, now time.Time) {
+	s.at(now)
+	s.nextJob, s.nextTask = uint64(d.maxJob)+1, uint64(d.maxTask)+1
+	for _, c := range d.counts {
 		s.jobs[uint64(c.JobID)] = &job{id: uint64(c.JobID), name: c.Name, total: c.Total,
 			succeeded: c.Succeeded, failed: c.Failed, cancelled: c.Cancelled, sealed: true}
 	}
-	unfinished, attempts, err := j.Unfinished()
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	restored := make([]*task, 0, len(unfinished))
-	for _, jt := range unfinished {
+	restored := make([]*task, 0, len(d.unfinished))
+	for _, jt := range d.unfinished {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt)}
+			attempts: int32(d.attempts[jt.ID]), spec: specFromJournal(jt)}
 		s.tasks[t.id] = t
 		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
 		}
 	}
-	if len(unfinished) > 0 {
-		s.log.Info("resumed unfinished tasks from the journal", "tasks", len(unfinished))
+	if len(d.unfinished) > 0 {
+		s.log.Info("resumed unfinished tasks from the journal", "tasks", len(d.unfinished))
 	}
-	pools, err := j.Pools(true)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	s.loadFormer(pools, restored, time.Now())
-	return nil
-}
-
-// nextTimeout is how long the loop may sleep.
-func (s *state) nextTimeout(now time.Time) time.Duration {
-	if s.writer != nil && !s.writer.busy && !s.pending.Empty() {
-		return 0
-	}
-	if len(s.acks) > 0 {
-		return max(0, ackEvery-now.Sub(s.lastAcks))
-	}
-	return 200 * time.Millisecond
+	s.loadFormer(d.pools, restored, s.now)
 }
 
 // tick runs the periodic checks: lost pools, expired watchers, drains.
@@ -168,7 +136,7 @@ func (s *state) tick(now time.Time) {
 	}
 	s.lastTick = now
 	s.releaseRestored(now)
-	thr := s.ix.opt.HeartbeatThreshold
+	thr := s.cfg.HeartbeatThreshold
 	for _, p := range s.poolOrder {
 		if now.Sub(p.lastSeen) > thr {
 			s.log.Warn("pool missed its heartbeats: removing it", "pool", p.id, "node", p.reg.Node,
@@ -198,7 +166,8 @@ func (s *state) lose(p *pool, why string) {
 		Hostname: p.reg.Hostname, CPUs: int(p.reg.Cpus), MemoryGB: p.reg.MemoryGb, Slots: int(p.reg.Slots),
 		LostAt: ended}) // zero RegisteredAt: the first registration's time stays
 	s.event("pool_lost", p.reg.BlockId, p.id, 0, why)
-	for _, t := range p.running {
+	for _, id := range sortedKeys(p.running) {
+		t := p.running[id]
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
 			PoolID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node, State: "lost", ErrorKind: "manager_lost",
 			StartedAt: t.dispatched, EndedAt: ended})
@@ -327,7 +296,7 @@ func (s *state) dispatch() {
 		aside = aside[:0]
 		if len(batch) > 0 {
 			p.idleSince = time.Time{}
-			s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
+			s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
 		}
 	}
 }
@@ -348,7 +317,7 @@ func (s *state) draining(p *pool) bool {
 	if p.draining {
 		return true
 	}
-	dp := s.ix.opt.DrainPeriod
+	dp := s.cfg.DrainPeriod
 	return dp > 0 && !p.blockEnd.IsZero() && !s.now.Before(p.blockEnd.Add(-dp))
 }
 

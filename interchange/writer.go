@@ -1,24 +1,18 @@
 package interchange
 
 import (
-	"time"
-
-	"fmt"
-
 	"github.com/htex/htex/journal"
-	"github.com/htex/htex/wire"
 )
 
 // writer commits journal batches on its own goroutine so that the loop
 // keeps serving while SQLite writes; the loop hands it one batch at a time
 // (group commit) and applies the batch's after-commit work when it is done.
 type writer struct {
-	j     *journal.Journal
-	wake  func()
-	in    chan *journal.Batch
-	out   chan error
-	busy  bool
-	posts []post // after-commit work of the batch in flight
+	j    *journal.Journal
+	wake func()
+	in   chan *journal.Batch
+	out  chan error
+	busy bool
 }
 
 func newWriter(j *journal.Journal, wake func()) *writer {
@@ -40,112 +34,31 @@ func (w *writer) close() {
 	}
 }
 
-// sendJournal hands the pending batch to the writer when it is idle.
-func (s *state) sendJournal() {
-	w := s.writer
-	if w.busy || (s.pending.Empty() && len(s.posts) == 0) {
-		return
-	}
+// submit hands a batch to the writer (it must be idle).
+func (w *writer) submit(b *journal.Batch) {
 	w.busy = true
-	w.posts = s.posts
-	b := s.pending
-	s.pending, s.posts = &journal.Batch{}, nil
 	w.in <- b
 }
 
-// collectCommits applies the after-commit work of a finished batch.
-func (s *state) collectCommits() error {
-	w := s.writer
+// collect returns the outcome of the batch in flight, if it has one yet.
+func (w *writer) collect() (err error, done bool) {
 	if !w.busy {
-		return nil
+		return nil, false
 	}
 	select {
 	case err := <-w.out:
 		w.busy = false
-		if err != nil {
-			return fmt.Errorf("journal write failed, stopping to lose nothing: %w", err)
-		}
-		s.applyPosts(w.posts)
-		w.posts = nil
+		return err, true
 	default:
-	}
-	return nil
-}
-
-// flushJournalSync writes what is pending before the loop exits.
-func (s *state) flushJournalSync() {
-	w := s.writer
-	if w.busy {
-		if err := <-w.out; err == nil {
-			s.applyPosts(w.posts)
-		}
-		w.busy = false
-	}
-	if !s.pending.Empty() {
-		if err := s.ix.opt.Journal.Write(s.pending); err != nil {
-			s.log.Error("final journal write failed", "err", err)
-		}
+		return nil, false
 	}
 }
 
-func (s *state) applyPosts(posts []post) {
-	for _, p := range posts {
-		if p.ackSeq != 0 {
-			if s.acks == nil {
-				s.acks = map[string][]uint64{}
-			}
-			s.acks[p.ackPool] = append(s.acks[p.ackPool], p.ackSeq)
-			continue
-		}
-		if p.msg != nil {
-			s.reply(p.reply, p.reqID, p.msg)
-		}
-		if d := p.done; d != nil {
-			j := s.jobs[d.jobID]
-			if j == nil {
-				continue
-			}
-			switch d.state {
-			case "succeeded":
-				j.succeeded++
-			case "cancelled":
-				j.cancelled++
-			default:
-				j.failed++
-			}
-			s.jobsDirty[j.id] = true
-			for _, w := range j.watchers {
-				if w.wantResults {
-					w.done = append(w.done, &wire.Done{TaskId: d.taskID, Ok: d.state == "succeeded", EndUnixUs: d.end.UnixMicro()})
-				}
-			}
-		}
+// wait returns the outcome of the batch in flight, waiting for it.
+func (w *writer) wait() (err error, done bool) {
+	if !w.busy {
+		return nil, false
 	}
-}
-
-// ackEvery is how often acknowledgements of committed results go out. A
-// pool needs them only to forget results it keeps for a resend, so one
-// message per pool now and then does, instead of one per Results message.
-const ackEvery = 50 * time.Millisecond
-
-// flushAcks sends the pending acknowledgements, one message per pool, at
-// most every ackEvery (or when many are pending).
-func (s *state) flushAcks(now time.Time) {
-	if len(s.acks) == 0 {
-		return
-	}
-	if now.Sub(s.lastAcks) < ackEvery {
-		n := 0
-		for _, seqs := range s.acks {
-			n += len(seqs)
-		}
-		if n < 1024 {
-			return
-		}
-	}
-	s.lastAcks = now
-	for id, seqs := range s.acks {
-		s.ix.send(s.ix.workerSock, []byte(id), &wire.Envelope{Body: &wire.Envelope_ResultsAck{ResultsAck: &wire.ResultsAck{Seqs: seqs}}})
-	}
-	clear(s.acks)
+	w.busy = false
+	return <-w.out, true
 }
