@@ -16,6 +16,7 @@ func (s *state) applyPosts(posts []post) {
 				s.acks = map[string][]uint64{}
 			}
 			s.acks[p.ackPool] = append(s.acks[p.ackPool], p.ackSeq)
+			s.ackCount++
 			continue
 		}
 		if p.msg != nil {
@@ -56,14 +57,8 @@ func (s *state) flushAcks(now time.Time) {
 	if len(s.acks) == 0 {
 		return
 	}
-	if now.Sub(s.lastAcks) < ackEvery {
-		n := 0
-		for _, seqs := range s.acks {
-			n += len(seqs)
-		}
-		if n < 1024 {
-			return
-		}
+	if now.Sub(s.lastAcks) < ackEvery && s.ackCount < 1024 {
+		return
 	}
 	s.lastAcks = now
 	for _, id := range sortedKeys(s.acks) {
@@ -71,4 +66,5 @@ func (s *state) flushAcks(now time.Time) {
 		s.toPool([]byte(id), &wire.Envelope{Body: &wire.Envelope_ResultsAck{ResultsAck: &wire.ResultsAck{Seqs: seqs}}})
 	}
 	clear(s.acks)
+	s.ackCount = 0
 }

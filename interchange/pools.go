@@ -115,6 +115,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 		p.draining = true
 		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_Drain{Drain: &wire.Drain{}}})
 	}
+	s.markReady(p)
 	s.toPool(id, &wire.Envelope{Body: &wire.Envelope_HeartbeatReply{HeartbeatReply: &wire.HeartbeatReply{NowUnixMs: s.now.UnixMilli()}}})
 }
 
@@ -147,6 +148,7 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 			if len(t.pool.running) == 0 {
 				t.pool.idleSince = s.now
 			}
+			s.markReady(t.pool)
 		case t.state == stQueued:
 			// A pool from before a daemon restart, or one given up as lost,
 			// finished the task: keep its result rather than run it again.

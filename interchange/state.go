@@ -44,6 +44,8 @@ type pool struct {
 	idleSince time.Time
 	draining  bool
 	blockEnd  time.Time
+	inReady   bool // in state.ready
+	gone      bool // removed: lost or left
 }
 
 // post is work to do once a journal batch has committed.
@@ -73,7 +75,7 @@ type state struct {
 	jobs      map[uint64]*job
 	pools     map[string]*pool
 	poolOrder []*pool
-	rr        int
+	ready     poolRing // pools that may take tasks (dispatch.go)
 	nextJob   uint64
 	nextTask  uint64
 
@@ -95,6 +97,7 @@ type state struct {
 	jobsDirty   map[uint64]bool
 	watched     map[uint64]*job     // jobs with at least one watcher
 	acks        map[string][]uint64 // committed Results messages to acknowledge, per pool
+	ackCount    int                 // how many seqs acks holds
 	lastAcks    time.Time
 
 	// Actions for the driver (core.go).
@@ -184,6 +187,7 @@ func (s *state) lose(p *pool, why string) {
 }
 
 func (s *state) removePool(p *pool) {
+	p.gone = true
 	delete(s.pools, p.id)
 	for i, q := range s.poolOrder {
 		if q == p {
@@ -250,92 +254,6 @@ func errorKindName(k wire.ErrorKind) string {
 		return "cancelled"
 	}
 	return "unknown"
-}
-
-// dispatch hands queued tasks to pools with free capacity, in turn.
-func (s *state) dispatch() {
-	n := len(s.poolOrder)
-	if n == 0 || s.queue.Len() == 0 {
-		return
-	}
-	s.rr = (s.rr + 1) % n
-	var aside []*task
-	for i := 0; i < n && s.queue.Len() > 0; i++ {
-		p := s.poolOrder[(s.rr+i)%n]
-		free := p.capacity - len(p.running)
-		if free <= 0 || s.draining(p) || !s.refillDue(p, free) {
-			continue
-		}
-		var batch []*wire.Task
-		skipped := 0
-		for free > 0 {
-			t := s.queue.pop()
-			if t == nil {
-				break
-			}
-			if !s.fits(t, p) {
-				aside = append(aside, t)
-				if skipped++; skipped > 256 {
-					break
-				}
-				continue
-			}
-			t.state = stRunning
-			t.pool = p
-			t.attempts++
-			t.dispatched = s.now
-			p.running[t.id] = t
-			free--
-			batch = append(batch, &wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,
-				Cwd: t.spec.Cwd, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
-				Noop: t.spec.Noop, StdoutPath: t.spec.StdoutPath, StderrPath: t.spec.StderrPath})
-		}
-		for _, t := range aside {
-			s.queue.push(t)
-		}
-		aside = aside[:0]
-		if len(batch) > 0 {
-			p.idleSince = time.Time{}
-			s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
-		}
-	}
-}
-
-// refillDue reports whether a pool with free capacity should get tasks
-// now: at once when a slot may be idle, but its prefetch buffer only once
-// half of it is free, so that a busy pool gets one Tasks message per many
-// results instead of one per result.
-func (s *state) refillDue(p *pool, free int) bool {
-	prefetch := p.capacity - int(p.reg.Slots)
-	return len(p.running) < int(p.reg.Slots) || free >= max(1, prefetch/2)
-}
-
-// draining reports whether a pool takes no new tasks: it drains (it said
-// so, or it was told to), or its block ends within the drain period. The
-// pool drains itself then, but its notice may still be on its way.
-func (s *state) draining(p *pool) bool {
-	if p.draining {
-		return true
-	}
-	dp := s.cfg.DrainPeriod
-	return dp > 0 && !p.blockEnd.IsZero() && !s.now.Before(p.blockEnd.Add(-dp))
-}
-
-// fitMargin is added to a task's time limit when it is checked against its
-// pool's block end: the pool kills a task at its limit with a grace of 2 s
-// (worker killGrace) and then reports it; the batch script stamps the end
-// a little after the scheduler started the job.
-const fitMargin = 5 * time.Second
-
-// fits reports whether a task's time limit, with fitMargin, fits the pool's
-// remaining time. The drain period does not shorten it: a pool that drains
-// takes no new tasks, but runs those it has to their end. Tasks without a
-// limit fit any pool that is not draining.
-func (s *state) fits(t *task, p *pool) bool {
-	if p.blockEnd.IsZero() || t.spec.TimeoutMs <= 0 {
-		return true
-	}
-	return !s.now.Add(time.Duration(t.spec.TimeoutMs)*time.Millisecond + fitMargin).After(p.blockEnd)
 }
 
 func (s *state) snapshot(now time.Time) Stats {

@@ -1,0 +1,127 @@
+package interchange
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/htex/htex/wire"
+)
+
+// TestDispatchKeepsPoolsFed drives a core with many pools through random
+// registrations, results, drains, losses and submissions, and checks after
+// every turn that dispatch left no pool wanting tasks while tasks wait, and
+// that every pool wanting tasks is in the ready ring.
+func TestDispatchKeepsPoolsFed(t *testing.T) {
+	for seed := range uint64(50) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		s := newState(config{HeartbeatThreshold: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		now := t0
+		s.at(now)
+		held := map[string][]uint64{}
+		var ids []string
+		for step := range 300 {
+			now = now.Add(time.Millisecond)
+			switch op := rng.IntN(10); {
+			case op < 2 || len(ids) == 0: // a pool registers
+				id := fmt.Sprintf("p%d", len(ids))
+				ids = append(ids, id)
+				s.poolMsg(now, []byte(id), enc(&wire.Envelope{Body: &wire.Envelope_Register{Register: &wire.Register{
+					PoolId: id, Slots: int32(1 + rng.IntN(4)), Prefetch: int32(rng.IntN(5))}}}))
+			case op < 4: // a submission
+				r := &wire.SubmitRequest{Last: true}
+				for range 1 + rng.IntN(20) {
+					r.Tasks = append(r.Tasks, &wire.TaskSpec{Argv: []string{"x"}, Priority: int32(rng.IntN(3)), Retries: 1})
+				}
+				s.clientMsg(now, []byte("c"), enc(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: r}}))
+			case op < 8: // a pool reports some of its tasks
+				id := ids[rng.IntN(len(ids))]
+				n := rng.IntN(len(held[id]) + 1)
+				m := &wire.Results{}
+				for _, tid := range held[id][:n] {
+					m.Results = append(m.Results, &wire.Result{TaskId: tid})
+				}
+				held[id] = held[id][n:]
+				s.poolMsg(now, []byte(id), enc(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}}))
+			case op < 9: // a pool drains
+				s.poolMsg(now, []byte(ids[rng.IntN(len(ids))]), enc(&wire.Envelope{Body: &wire.Envelope_DrainNotice{DrainNotice: &wire.DrainNotice{}}}))
+			default: // a pool leaves
+				id := ids[rng.IntN(len(ids))]
+				held[id] = nil
+				s.poolMsg(now, []byte(id), enc(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "test"}}}))
+			}
+			s.turn(now)
+			for _, m := range s.takeOut() {
+				if tk, ok := m.msg.Body.(*wire.Envelope_Tasks); ok {
+					for _, x := range tk.Tasks.Tasks {
+						held[string(m.id)] = append(held[string(m.id)], x.Id)
+					}
+				}
+			}
+			s.takeBatch()
+			s.committed(now, nil)
+			queued := false
+			for _, tk := range s.tasks {
+				queued = queued || tk.state == stQueued
+			}
+			for _, id := range sortedKeys(s.pools) {
+				p := s.pools[id]
+				if len(p.running) > p.capacity {
+					t.Fatalf("seed %d step %d: pool %s runs %d tasks, capacity %d", seed, step, id, len(p.running), p.capacity)
+				}
+				if s.wants(p) && queued {
+					t.Fatalf("seed %d step %d: pool %s wants tasks while tasks are queued", seed, step, id)
+				}
+				if s.wants(p) && !p.inReady {
+					t.Fatalf("seed %d step %d: pool %s wants tasks but is not in the ready ring", seed, step, id)
+				}
+				got := slices.Sorted(func(yield func(uint64) bool) {
+					for tid := range p.running {
+						if !yield(tid) {
+							return
+						}
+					}
+				})
+				want := slices.Clone(held[id])
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("seed %d step %d: pool %s: core says it runs %v, it was sent %v", seed, step, id, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestDispatchRotates checks that pools take turns: with work for one pool
+// at a time, each of ten idle pools gets the same share.
+func TestDispatchRotates(t *testing.T) {
+	s := newState(config{HeartbeatThreshold: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 10 {
+		id := fmt.Sprintf("p%d", i)
+		s.poolMsg(t0, []byte(id), enc(&wire.Envelope{Body: &wire.Envelope_Register{Register: &wire.Register{
+			PoolId: id, Slots: 1000}}}))
+	}
+	got := map[string]int{}
+	for range 100 {
+		r := &wire.SubmitRequest{Last: true}
+		for range 3 {
+			r.Tasks = append(r.Tasks, &wire.TaskSpec{Argv: []string{"x"}})
+		}
+		s.clientMsg(t0, []byte("c"), enc(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: r}}))
+		s.turn(t0)
+		for _, m := range s.takeOut() {
+			if tk, ok := m.msg.Body.(*wire.Envelope_Tasks); ok {
+				got[string(m.id)] += len(tk.Tasks.Tasks)
+			}
+		}
+	}
+	for i := range 10 {
+		if n := got[fmt.Sprintf("p%d", i)]; n != 30 {
+			t.Errorf("pool p%d got %d tasks, want 30 (each pool in turn): %v", i, n, got)
+		}
+	}
+}
