@@ -34,6 +34,12 @@ type Options struct {
 	Executable string // the htexctl binary the block starts
 	Log        io.Writer
 	Progress   func(done, total int)
+
+	// Pools > 0: no local block; the daemon runs as its own process and
+	// this many simulated pools of SlotsPerPool slots (RunSimPools) in
+	// another (pools.go). Noop mode only.
+	Pools        int
+	SlotsPerPool int
 }
 
 // Report is what a run measured.
@@ -49,6 +55,12 @@ type Report struct {
 	Journal        bool    `json:"journal"`
 	Window         int     `json:"window"`
 	Cores          int     `json:"cores"`
+
+	// With simulated pools (Options.Pools) only.
+	Pools           int      `json:"pools,omitempty"`
+	SlotsPerPool    int      `json:"slots_per_pool,omitempty"`
+	RegisterSeconds *float64 `json:"register_seconds,omitempty"` // first pool registered to the last, as status shows
+	DaemonRSSMB     float64  `json:"daemon_rss_mb,omitempty"`    // the daemon process's peak RSS (VmHWM)
 }
 
 // Run starts a daemon, runs the benchmark and stops the daemon.
@@ -56,11 +68,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Mode != "exec" && o.Mode != "noop" {
 		return nil, fmt.Errorf("--mode %q: want exec or noop", o.Mode)
 	}
-	if o.Tasks < 1 || o.Workers < 1 {
-		return nil, fmt.Errorf("--tasks and --workers must be at least 1")
-	}
 	if o.Window <= 0 {
 		o.Window = o.Tasks
+	}
+	if o.Pools > 0 {
+		if o.Tasks < 1 {
+			return nil, fmt.Errorf("--tasks %d: want at least 1", o.Tasks)
+		}
+		return runWithPools(ctx, o)
+	}
+	if o.Tasks < 1 || o.Workers < 1 {
+		return nil, fmt.Errorf("--tasks and --workers must be at least 1")
 	}
 	dir, err := os.MkdirTemp("", "htex-bench-")
 	if err != nil {

@@ -30,7 +30,9 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
 			&cli.StringFlag{Name: "journal", Value: "true", Usage: "true, false (journal writes discarded: only to measure what the journal costs), or both"},
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both, and compare the medians"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
+			&cli.IntFlag{Name: "pools", Usage: "simulated pools instead of a local block: the daemon and the pools run as two processes of their own (noop mode)"},
+			&cli.IntFlag{Name: "slots-per-pool", Value: 64, Usage: "slots of each simulated pool (with --pools)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}; with --pools also pools, slots_per_pool, register_seconds, daemon_rss_mb"},
 		},
 		Action: func(c *cli.Context) error {
 			modes, err := trueFalseBoth("encrypted", c.String("encrypted"))
@@ -65,7 +67,10 @@ func benchCommand() *cli.Command {
 			for _, rn := range runs {
 				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
 					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: rn.enc, NoJournal: !rn.journal,
-					Executable: exe, Log: os.Stderr}
+					Executable: exe, Log: os.Stderr, Pools: c.Int("pools"), SlotsPerPool: c.Int("slots-per-pool")}
+				if o.Pools < 0 {
+					return usageError("bench: --pools %d: want 0 (a local block) or more", o.Pools)
+				}
 				if isTerminal(os.Stderr) {
 					o.Progress = func(done, total int) {
 						if done%1000 == 0 || done == total {
@@ -85,8 +90,13 @@ func benchCommand() *cli.Command {
 					b, _ := json.Marshal(r)
 					fmt.Fprintln(out, string(b))
 				} else {
-					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
-						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+					pools := ""
+					if r.Pools > 0 {
+						pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB", r.Pools, r.SlotsPerPool,
+							*r.RegisterSeconds, r.DaemonRSSMB)
+					}
+					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
 				}
 			}
 			if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {

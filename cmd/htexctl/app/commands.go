@@ -17,6 +17,7 @@ func commands() []*cli.Command {
 		configCommand(),
 		workerCommand(),
 		benchCommand(),
+		benchPoolsCommand(),
 		versionCommand(),
 	}
 }

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/htex/htex/client"
+	"github.com/htex/htex/rundir"
+)
+
+// runWithPools is Run with simulated pools (Options.Pools > 0): the daemon
+// (`htexctl serve`) and the pools (`htexctl bench-pools`) run as two child
+// processes, so that the daemon's peak RSS is its own; this process is
+// the client.
+func runWithPools(ctx context.Context, o Options) (*Report, error) {
+	if o.Mode != "noop" {
+		return nil, fmt.Errorf("--pools: simulated pools run noop tasks only: want --mode noop, not %q", o.Mode)
+	}
+	if o.NoJournal {
+		return nil, errors.New("--pools: the daemon runs as `htexctl serve`, always with its journal: want --journal true")
+	}
+	if o.SlotsPerPool < 1 {
+		return nil, fmt.Errorf("--slots-per-pool %d: want at least 1", o.SlotsPerPool)
+	}
+	dir, err := os.MkdirTemp("", "htex-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "bench.toml")
+	// No blocks: the simulated pools are the only ones. A long heartbeat
+	// threshold: a loaded machine must not lose pools in the middle.
+	cfg := fmt.Sprintf(`[executor]
+label = "bench"
+encrypted = %v
+prefetch_capacity = %d
+heartbeat_period = 10
+heartbeat_threshold = 300
+[provider]
+kind = "local"
+init_blocks = 0
+min_blocks = 0
+max_blocks = 1
+[strategy]
+kind = "none"
+`, o.Encrypted, o.Prefetch)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(dir, "run")
+	logw := o.Log
+	if logw == nil {
+		logw = os.Stderr
+	}
+	daemon := exec.Command(o.Executable, "serve", "--config", cfgPath, "--run-dir", runDir, "--log-level", "warn",
+		"--stop-grace", "1s")
+	daemon.Stdout, daemon.Stderr = logw, logw
+	if err := daemon.Start(); err != nil {
+		return nil, fmt.Errorf("start the daemon: %w", err)
+	}
+	daemonDone := make(chan error, 1)
+	go func() { daemonDone <- daemon.Wait() }()
+	defer func() {
+		daemon.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-daemonDone:
+		case <-time.After(30 * time.Second):
+			daemon.Process.Kill()
+			<-daemonDone
+		}
+	}()
+	cl, err := dialWhenReady(ctx, runDir, daemonDone)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+
+	pools := exec.Command(o.Executable, "bench-pools", "--run-dir", runDir, "--pools", strconv.Itoa(o.Pools),
+		"--slots-per-pool", strconv.Itoa(o.SlotsPerPool), "--prefetch", strconv.Itoa(o.Prefetch))
+	pools.Stdout, pools.Stderr = logw, logw
+	if err := pools.Start(); err != nil {
+		return nil, fmt.Errorf("start the simulated pools: %w", err)
+	}
+	poolsDone := make(chan error, 1)
+	go func() { poolsDone <- pools.Wait() }()
+	defer func() {
+		pools.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-poolsDone:
+		case <-time.After(10 * time.Second):
+			pools.Process.Kill()
+			<-poolsDone
+		}
+	}()
+	regSeconds, err := waitForPools(ctx, cl, o.Pools, poolsDone)
+	if err != nil {
+		return nil, err
+	}
+	o.Workers = o.Pools * o.SlotsPerPool
+	warm := min(o.Tasks/10, 2000)
+	if warm > 0 {
+		if _, err := measure(ctx, cl, o, warm, nil); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	r, err := measure(ctx, cl, o, o.Tasks, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	r.Pools, r.SlotsPerPool, r.RegisterSeconds = o.Pools, o.SlotsPerPool, &regSeconds
+	if r.DaemonRSSMB, err = peakRSSMB(daemon.Process.Pid); err != nil {
+		return nil, fmt.Errorf("daemon RSS: %w", err)
+	}
+	return r, nil
+}
+
+// dialWhenReady waits for the daemon's connection file and a status reply.
+func dialWhenReady(ctx context.Context, dir string, daemonDone <-chan error) (*client.Client, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-daemonDone:
+			return nil, fmt.Errorf("the daemon exited: %v", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		cl, err := client.Dial(dir)
+		if errors.Is(err, rundir.ErrNoDaemon) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := cl.Status(ctx); err != nil {
+			cl.Close()
+			continue
+		}
+		return cl, nil
+	}
+	return nil, errors.New("the daemon did not answer within 60 s")
+}
+
+// waitForPools waits until want pools are registered and returns the time
+// from the first registration seen to the last, as status shows them
+// (polled every 20 ms).
+func waitForPools(ctx context.Context, cl *client.Client, want int, poolsDone <-chan error) (float64, error) {
+	var first time.Time
+	deadline := time.Now().Add(300 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return 0, err
+		}
+		now := time.Now()
+		if n := len(st.Pools); n > 0 && first.IsZero() {
+			first = now
+		}
+		if len(st.Pools) >= want {
+			return now.Sub(first).Seconds(), nil
+		}
+		select {
+		case err := <-poolsDone:
+			return 0, fmt.Errorf("the simulated pools exited: %v", err)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("%d simulated pools did not all register within 300 s", want)
+}
+
+// peakRSSMB reads a process's peak resident set (VmHWM, proc(5)).
+func peakRSSMB(pid int) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("no VmHWM line in /proc/PID/status")
+}
