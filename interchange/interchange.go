@@ -237,6 +237,8 @@ func (ix *Interchange) Run(ctx context.Context) error {
 	w := newWriter(ix.opt.Journal, ix.wake)
 	go w.run()
 	defer w.close()
+	rd := newReader(ix.opt.Journal, ix.wake)
+	defer rd.close()
 
 	poller := zmq.NewPoller()
 	poller.Add(ix.clientSock, zmq.POLLIN)
@@ -264,7 +266,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 			// their prefetch runs dry behind a stream of submissions.
 			ix.drain(ix.workerSock, poolMsg)
 			st.turn(now)
-			ix.act(w)
+			ix.act(w, rd)
 		})
 		for {
 			if _, err := ix.wakeRecv.RecvBytes(zmq.DONTWAIT); err != nil {
@@ -281,6 +283,9 @@ func (ix *Interchange) Run(ctx context.Context) error {
 				break cmds
 			}
 		}
+		for _, d := range rd.collect() {
+			st.rowsRead(now, d.q, d.rows, d.err)
+		}
 		if err, done := w.collect(); done {
 			st.committed(now, err)
 			if err != nil {
@@ -288,20 +293,17 @@ func (ix *Interchange) Run(ctx context.Context) error {
 			}
 		}
 		st.turn(now)
-		ix.act(w)
+		ix.act(w, rd)
 		ix.publishStats(now)
 	}
 }
 
-// act carries out the core's actions: sends its messages, runs its reads,
+// act carries out the core's actions: sends its messages, starts its reads,
 // tells the block watcher of registrations and hands the journal batch to
 // the writer when it is idle.
-func (ix *Interchange) act(w *writer) {
+func (ix *Interchange) act(w *writer, rd *reader) {
 	st := ix.st
-	for _, q := range st.takeReads() {
-		rows, err := ix.opt.Journal.Rows(int64(q.jobID), int64(q.after), q.limit+1)
-		st.rowsRead(time.Now(), q, rows, err)
-	}
+	rd.start(st.takeReads())
 	for _, m := range st.takeOut() {
 		s := ix.clientSock
 		if m.to == toPool {

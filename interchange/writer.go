@@ -62,3 +62,85 @@ func (w *writer) wait() (err error, done bool) {
 	w.busy = false
 	return <-w.out, true
 }
+
+// reader runs the core's journal reads (results requests) on goroutines of
+// its own, over the journal's read connections (WAL lets them read while
+// the writer commits), so that a large read never stalls the loop. The
+// loop queues requests without blocking (start) and collects the rows
+// (collect); each answer wakes it.
+type reader struct {
+	j       *journal.Journal
+	wake    func()
+	in      chan readReq
+	out     chan readDone
+	waiting []readReq // not yet taken by a reading goroutine
+	done    chan struct{}
+	workers int
+}
+
+type readDone struct {
+	q    readReq
+	rows []journal.Row
+	err  error
+}
+
+// readWorkers is how many reads run at once.
+const readWorkers = 2
+
+func newReader(j *journal.Journal, wake func()) *reader {
+	r := &reader{j: j, wake: wake, in: make(chan readReq, 16), out: make(chan readDone, 64), done: make(chan struct{}),
+		workers: readWorkers}
+	for range r.workers {
+		go r.run()
+	}
+	return r
+}
+
+func (r *reader) run() {
+	defer func() { r.done <- struct{}{} }()
+	for q := range r.in {
+		rows, err := r.j.Rows(int64(q.jobID), int64(q.after), q.limit+1)
+		r.out <- readDone{q: q, rows: rows, err: err}
+		r.wake()
+	}
+}
+
+// start queues reads; those the goroutines cannot take yet wait.
+func (r *reader) start(qs []readReq) {
+	r.waiting = append(r.waiting, qs...)
+	for len(r.waiting) > 0 {
+		select {
+		case r.in <- r.waiting[0]:
+			r.waiting[0] = readReq{}
+			r.waiting = r.waiting[1:]
+		default:
+			return
+		}
+	}
+}
+
+// collect returns the reads finished so far.
+func (r *reader) collect() []readDone {
+	var out []readDone
+	for {
+		select {
+		case d := <-r.out:
+			out = append(out, d)
+		default:
+			return out
+		}
+	}
+}
+
+// close ends the goroutines once their current reads are done; the
+// answers not collected are dropped (the loop is ending).
+func (r *reader) close() {
+	close(r.in)
+	for n := r.workers; n > 0; {
+		select {
+		case <-r.done:
+			n--
+		case <-r.out:
+		}
+	}
+}
