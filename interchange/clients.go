@@ -110,7 +110,10 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		if retries < 0 {
 			retries = int32(s.cfg.DefaultRetries)
 		}
-		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries}
+		t := &task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority}
+		t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
+			TimeoutMs: spec.TimeoutMs, ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath,
+			StderrPath: spec.StderrPath})
 		s.nextTask++
 		s.tasks[t.id] = t
 		s.queue.push(t)

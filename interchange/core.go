@@ -63,11 +63,12 @@ const (
 	toPool
 )
 
-// send is one message for one peer.
+// send is one message for one peer: msg, or a frame already encoded.
 type send struct {
 	to  peer
 	id  []byte // socket identity
 	msg *wire.Envelope
+	raw []byte
 }
 
 // readReq is a results request waiting for its journal rows.
@@ -199,6 +200,10 @@ func (s *state) nextWake(now time.Time) time.Duration {
 
 func (s *state) send(to peer, id []byte, m *wire.Envelope) {
 	s.out = append(s.out, send{to: to, id: id, msg: m})
+}
+
+func (s *state) sendRaw(to peer, id []byte, frame []byte) {
+	s.out = append(s.out, send{to: to, id: id, raw: frame})
 }
 
 func (s *state) toPool(id []byte, m *wire.Envelope)   { s.send(toPool, id, m) }

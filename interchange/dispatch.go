@@ -70,7 +70,8 @@ func (s *state) dispatch() {
 // order, skipping those whose time limit does not fit its block.
 func (s *state) fill(p *pool) {
 	free := p.capacity - len(p.running)
-	var batch []*wire.Task
+	var fields [][]byte
+	var attempts []int32
 	var aside []*task
 	skipped := 0
 	for free > 0 {
@@ -88,19 +89,18 @@ func (s *state) fill(p *pool) {
 		t.state = stRunning
 		t.pool = p
 		t.attempts++
-		t.dispatched = s.now
+		t.dispatched = s.now.UnixNano()
 		p.running[t.id] = t
 		free--
-		batch = append(batch, &wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,
-			Cwd: t.spec.Cwd, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
-			Noop: t.spec.Noop, StdoutPath: t.spec.StdoutPath, StderrPath: t.spec.StderrPath})
+		fields = append(fields, t.fields)
+		attempts = append(attempts, t.attempts)
 	}
 	for _, t := range aside {
 		s.queue.push(t)
 	}
-	if len(batch) > 0 {
+	if len(fields) > 0 {
 		p.idleSince = time.Time{}
-		s.toPool(p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
+		s.sendRaw(toPool, p.ident, wire.TasksFrame(fields, attempts))
 	}
 }
 
@@ -135,8 +135,8 @@ const fitMargin = 5 * time.Second
 // takes no new tasks, but runs those it has to their end. Tasks without a
 // limit fit any pool that is not draining.
 func (s *state) fits(t *task, p *pool) bool {
-	if p.blockEnd.IsZero() || t.spec.TimeoutMs <= 0 {
+	if p.blockEnd.IsZero() || t.timeoutMs <= 0 {
 		return true
 	}
-	return !s.now.Add(time.Duration(t.spec.TimeoutMs)*time.Millisecond + fitMargin).After(p.blockEnd)
+	return !s.now.Add(time.Duration(t.timeoutMs)*time.Millisecond + fitMargin).After(p.blockEnd)
 }

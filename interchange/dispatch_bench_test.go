@@ -51,7 +51,7 @@ func benchDispatch(b *testing.B, pools, slots int) {
 	}
 	collect := func() {
 		for _, m := range s.takeOut() {
-			if t, ok := m.msg.Body.(*wire.Envelope_Tasks); ok {
+			if t, ok := msgOf(m).Body.(*wire.Envelope_Tasks); ok {
 				i := index[string(m.id)]
 				for _, x := range t.Tasks.Tasks {
 					held[i] = append(held[i], x.Id)

@@ -56,7 +56,7 @@ func TestDispatchKeepsPoolsFed(t *testing.T) {
 			}
 			s.turn(now)
 			for _, m := range s.takeOut() {
-				if tk, ok := m.msg.Body.(*wire.Envelope_Tasks); ok {
+				if tk, ok := msgOf(m).Body.(*wire.Envelope_Tasks); ok {
 					for _, x := range tk.Tasks.Tasks {
 						held[string(m.id)] = append(held[string(m.id)], x.Id)
 					}
@@ -114,7 +114,7 @@ func TestDispatchRotates(t *testing.T) {
 		s.clientMsg(t0, []byte("c"), enc(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: r}}))
 		s.turn(t0)
 		for _, m := range s.takeOut() {
-			if tk, ok := m.msg.Body.(*wire.Envelope_Tasks); ok {
+			if tk, ok := msgOf(m).Body.(*wire.Envelope_Tasks); ok {
 				got[string(m.id)] += len(tk.Tasks.Tasks)
 			}
 		}

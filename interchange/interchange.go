@@ -304,13 +304,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 func (ix *Interchange) act(w *writer, rd *reader) {
 	st := ix.st
 	rd.start(st.takeReads())
-	for _, m := range st.takeOut() {
-		s := ix.clientSock
-		if m.to == toPool {
-			s = ix.workerSock
-		}
-		ix.send(s, m.id, m.msg)
-	}
+	ix.sendOut(st.takeOut())
 	if pw, ok := ix.opt.Blocks.(PoolWatcher); ok {
 		for _, b := range st.takeRegistered() {
 			pw.PoolRegistered(b)
@@ -341,13 +335,7 @@ func (ix *Interchange) flushJournalSync(w *writer) {
 		}
 		st.committed(time.Now(), err)
 	}
-	for _, m := range st.takeOut() {
-		s := ix.clientSock
-		if m.to == toPool {
-			s = ix.workerSock
-		}
-		ix.send(s, m.id, m.msg)
-	}
+	ix.sendOut(st.takeOut())
 }
 
 // drain reads every ready message of a socket (bounded per turn).
@@ -362,6 +350,23 @@ func (ix *Interchange) drain(s *zmq.Socket, handle func(id []byte, payload []byt
 			continue
 		}
 		handle(parts[0], parts[1])
+	}
+}
+
+// sendOut sends the core's messages.
+func (ix *Interchange) sendOut(out []send) {
+	for _, m := range out {
+		s := ix.clientSock
+		if m.to == toPool {
+			s = ix.workerSock
+		}
+		if m.raw != nil {
+			if _, err := s.SendMessageDontwait(m.id, m.raw); err != nil {
+				ix.log.Debug("send", "err", err)
+			}
+			continue
+		}
+		ix.send(s, m.id, m.msg)
 	}
 }
 

@@ -86,7 +86,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 			t.state = stRunning
 			t.pool = p
 			t.attempts++
-			t.dispatched = s.now
+			t.dispatched = s.now.UnixNano()
 			p.running[tid] = t
 		case t.pool != p:
 			stale = append(stale, tid)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"slices"
-	"time"
 
 	"github.com/htex/htex/wire"
 )
@@ -18,15 +17,45 @@ const (
 )
 
 // task is an unfinished task held in memory; finished tasks live only in
-// the journal.
+// the journal. Of its spec only what dispatch decides on is kept as
+// fields; the rest is the task's encoding for the wire (wire.Task without
+// the attempt), packed with other tasks' in shared chunks (taskArena): a
+// queued task costs one struct and its encoded bytes.
 type task struct {
 	id, jobID  uint64
-	spec       *wire.TaskSpec
+	fields     []byte // wire.AppendTaskFields
+	timeoutMs  int64
+	priority   int32
 	retries    int32
 	attempts   int32 // attempts started so far
 	state      taskState
 	pool       *pool
-	dispatched time.Time
+	dispatched int64 // unix ns of the current attempt's start (a time.Time is 24 bytes)
+}
+
+// taskArena packs the encoded fields of tasks into chunks, so that a task
+// does not cost an allocation of its own; a chunk is freed when no task
+// refers to it any more.
+type taskArena struct {
+	chunk   []byte
+	scratch []byte
+}
+
+const arenaChunk = 64 << 10
+
+// fieldsOf encodes a task's wire fields into the arena.
+func (a *taskArena) fieldsOf(t *wire.Task) []byte {
+	a.scratch = wire.AppendTaskFields(a.scratch[:0], t)
+	n := len(a.scratch)
+	if n > arenaChunk/4 { // a large task gets its own
+		return append([]byte(nil), a.scratch...)
+	}
+	if cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, a.scratch...)
+	return a.chunk[start : start+n : start+n]
 }
 
 // taskQueue orders queued tasks by priority (higher first), then by id
@@ -52,7 +81,7 @@ type level struct {
 func (q *taskQueue) Len() int { return q.n }
 
 func (q *taskQueue) push(t *task) {
-	p := t.spec.Priority
+	p := t.priority
 	l := q.levels[p]
 	if l == nil {
 		if q.levels == nil {

@@ -5,12 +5,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-
-	"github.com/htex/htex/wire"
 )
 
 func queued(id uint64, prio int32) *task {
-	return &task{id: id, spec: &wire.TaskSpec{Priority: prio}, state: stQueued}
+	return &task{id: id, priority: prio, state: stQueued}
 }
 
 // TestTaskQueueOrder checks the queue against a sorted list through random
@@ -24,7 +22,7 @@ func TestTaskQueueOrder(t *testing.T) {
 		var popped []*task
 		nextID := uint64(1)
 		less := func(a, b *task) int {
-			if c := cmp.Compare(b.spec.Priority, a.spec.Priority); c != 0 {
+			if c := cmp.Compare(b.priority, a.priority); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.id, b.id)
@@ -51,7 +49,7 @@ func TestTaskQueueOrder(t *testing.T) {
 				}
 				want := slices.MinFunc(model, less)
 				if got != want {
-					t.Fatalf("seed %d step %d: pop = %v, want task %d (priority %d)", seed, step, got, want.id, want.spec.Priority)
+					t.Fatalf("seed %d step %d: pop = %v, want task %d (priority %d)", seed, step, got, want.id, want.priority)
 				}
 				model = slices.DeleteFunc(model, func(tk *task) bool { return tk == want })
 				got.state = stRunning

@@ -181,7 +181,7 @@ func (h *harness) actions() string {
 		if m.to == toPool {
 			who = "pool"
 		}
-		fmt.Fprintf(&b, "%s %s <- %s\n", who, m.id, describe(m.msg))
+		fmt.Fprintf(&b, "%s %s <- %s\n", who, m.id, describe(msgOf(m)))
 	}
 	for _, q := range h.s.reads {
 		fmt.Fprintf(&b, "read results job=%d after=%d limit=%d\n", q.jobID, q.after, q.limit)
@@ -489,4 +489,16 @@ func (h *harness) dump() string {
 			strings.Join(former, ","))
 	}
 	return b.String()
+}
+
+// msgOf is the message of a send, decoding a pre-encoded frame.
+func msgOf(m send) *wire.Envelope {
+	if m.raw == nil {
+		return m.msg
+	}
+	e, err := wire.Decode(m.raw)
+	if err != nil {
+		panic(fmt.Sprintf("the core sent a frame that does not decode: %v", err))
+	}
+	return e
 }

@@ -71,6 +71,7 @@ type state struct {
 	now time.Time
 
 	tasks     map[uint64]*task
+	arena     taskArena
 	queue     taskQueue
 	jobs      map[uint64]*job
 	pools     map[string]*pool
@@ -119,7 +120,10 @@ func (s *state) restore(d restoreData, now time.Time) {
 	restored := make([]*task, 0, len(d.unfinished))
 	for _, jt := range d.unfinished {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(d.attempts[jt.ID]), spec: specFromJournal(jt)}
+			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority)}
+		t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: t.jobID, Argv: jt.Argv, Env: jt.Env, Cwd: jt.Cwd,
+			TimeoutMs: t.timeoutMs, ArrayIndex: jt.ArrayIndex, Noop: jt.Noop, StdoutPath: jt.StdoutPath,
+			StderrPath: jt.StderrPath})
 		s.tasks[t.id] = t
 		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
@@ -173,7 +177,7 @@ func (s *state) lose(p *pool, why string) {
 		t := p.running[id]
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
 			PoolID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node, State: "lost", ErrorKind: "manager_lost",
-			StartedAt: t.dispatched, EndedAt: ended})
+			StartedAt: time.Unix(0, t.dispatched), EndedAt: ended})
 		t.pool = nil
 		if t.attempts <= t.retries {
 			t.state = stQueued
@@ -266,10 +270,4 @@ func (s *state) snapshot(now time.Time) Stats {
 	st.Queued = len(s.tasks) - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
 	return st
-}
-
-func specFromJournal(t journal.Task) *wire.TaskSpec {
-	return &wire.TaskSpec{Argv: t.Argv, Env: t.Env, Cwd: t.Cwd, TimeoutMs: t.Timeout.Milliseconds(),
-		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
-		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
 }
