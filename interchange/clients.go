@@ -110,12 +110,15 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		if retries < 0 {
 			retries = int32(s.cfg.DefaultRetries)
 		}
-		t := &task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority}
-		t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
-			TimeoutMs: spec.TimeoutMs, ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath,
-			StderrPath: spec.StderrPath})
+		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority})
+		if s.spill() {
+			s.spilled++
+		} else {
+			t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
+				TimeoutMs: spec.TimeoutMs, ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath,
+				StderrPath: spec.StderrPath})
+		}
 		s.nextTask++
-		s.tasks[t.id] = t
 		s.queue.push(t)
 		j.total++
 		j.unfinished++
@@ -157,7 +160,7 @@ func (s *state) status() *wire.StatusReply {
 			b.IdleSinceUnixMs = p.idleSince.UnixMilli()
 		}
 	}
-	r.Queued = int64(len(s.tasks)) - r.Running
+	r.Queued = int64(s.tasks.len()) - r.Running
 	if bs := s.cfg.Blocks; bs != nil {
 		for _, b := range bs.BlockStatuses() {
 			if pb := perBlock[b.Id]; pb != nil {
@@ -195,6 +198,10 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 // a result row is reported from memory: running where a pool holds it.
 func (s *state) rowsRead(now time.Time, q readReq, rows []journal.Row, err error) {
 	s.at(now)
+	if q.load {
+		s.tasksLoaded(q, rows, err)
+		return
+	}
 	if err != nil {
 		s.replyError(q.id, q.reqID, "results: %v", err)
 		return
@@ -219,7 +226,7 @@ func (s *state) taskResult(row journal.Row) *wire.TaskResult {
 		if !res.StartedAt.IsZero() {
 			tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
 		}
-	} else if t := s.tasks[uint64(row.Task.ID)]; t != nil && t.state == stRunning {
+	} else if t := s.tasks.get(uint64(row.Task.ID)); t != nil && t.state == stRunning {
 		tr.State, tr.Attempts = "running", t.attempts
 		tr.BlockId, tr.Node = t.pool.reg.BlockId, t.pool.reg.Node
 	} else {
@@ -281,11 +288,11 @@ func (s *state) cancelJob(id []byte, reqID uint64, jobID uint64) {
 	// In id order, so that the journal rows and messages do not depend on
 	// the order of a map.
 	var mine []*task
-	for _, t := range s.tasks {
+	s.tasks.each(func(t *task) {
 		if t.jobID == jobID {
 			mine = append(mine, t)
 		}
-	}
+	})
 	slices.SortFunc(mine, func(a, b *task) int { return cmp.Compare(a.id, b.id) })
 	byPool := map[*pool][]uint64{}
 	var pools []*pool

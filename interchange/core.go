@@ -47,6 +47,8 @@ type config struct {
 	// Blocks gives the status reply the daemon's view of blocks; it is
 	// read, never waited on. May be nil.
 	Blocks BlockSource
+	// KeepLoaded and LoadBatch tune spilled tasks (spill.go); 0 = default.
+	KeepLoaded, LoadBatch int
 }
 
 func configOf(o Options) config {
@@ -71,8 +73,10 @@ type send struct {
 	raw []byte
 }
 
-// readReq is a results request waiting for its journal rows.
+// readReq is a journal read: the rows of a results request, or (load)
+// the tasks after an id, for spilled tasks (spill.go).
 type readReq struct {
+	load         bool
 	id           []byte
 	reqID        uint64
 	jobID, after uint64
@@ -94,7 +98,6 @@ func newState(cfg config, log *slog.Logger) *state {
 	}
 	return &state{
 		cfg: cfg, log: log,
-		tasks:     map[uint64]*task{},
 		jobs:      map[uint64]*job{},
 		pools:     map[string]*pool{},
 		pending:   &journal.Batch{},
@@ -128,6 +131,7 @@ func (s *state) turn(now time.Time) {
 	s.at(now)
 	s.tick(s.now)
 	s.dispatch()
+	s.requestLoad()
 	s.flushWatchers()
 	s.flushAcks(s.now)
 }
@@ -163,6 +167,9 @@ func (s *state) takeBatch() *journal.Batch {
 	}
 	s.inFlight = true
 	s.flightPosts = s.posts
+	if n := len(s.pending.Tasks); n > 0 {
+		s.flightMaxTask = max(s.flightMaxTask, uint64(s.pending.Tasks[n-1].ID))
+	}
 	b := s.pending
 	s.pending, s.posts = &journal.Batch{}, nil
 	return b
@@ -178,6 +185,7 @@ func (s *state) committed(now time.Time, err error) {
 	if err != nil {
 		return
 	}
+	s.committedTask = max(s.committedTask, s.flightMaxTask)
 	s.applyPosts(posts)
 }
 

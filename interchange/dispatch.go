@@ -53,9 +53,11 @@ func (s *state) markReady(p *pool) {
 	}
 }
 
-// dispatch hands queued tasks to the ready pools, in turn.
+// dispatch hands queued tasks to the ready pools, in turn. It stops at a
+// spilled task (spill.go) until it is loaded.
 func (s *state) dispatch() {
-	for n := s.ready.len(); n > 0 && s.queue.Len() > 0; n-- {
+	s.stalled = false
+	for n := s.ready.len(); n > 0 && s.queue.Len() > 0 && !s.stalled; n-- {
 		p := s.ready.pop()
 		p.inReady = false
 		if !s.wants(p) {
@@ -77,6 +79,12 @@ func (s *state) fill(p *pool) {
 	for free > 0 {
 		t := s.queue.pop()
 		if t == nil {
+			break
+		}
+		if t.fields == nil {
+			s.queue.push(t) // first again
+			s.wantLoad(t.id)
+			s.stalled = true
 			break
 		}
 		if !s.fits(t, p) {

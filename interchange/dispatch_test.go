@@ -9,20 +9,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/htex/htex/journal"
 	"github.com/htex/htex/wire"
 )
 
 // TestDispatchKeepsPoolsFed drives a core with many pools through random
-// registrations, results, drains, losses and submissions, and checks after
-// every turn that dispatch left no pool wanting tasks while tasks wait, and
-// that every pool wanting tasks is in the ready ring.
+// registrations, results, drains, losses and submissions, with most queued
+// tasks spilled (spill.go) and loaded from a model journal, and checks
+// after every step that dispatch left no pool wanting tasks while tasks
+// wait, that every pool wanting tasks is in the ready ring, that the
+// count of spilled tasks is right and that each pool was sent what the
+// core thinks it runs.
 func TestDispatchKeepsPoolsFed(t *testing.T) {
 	for seed := range uint64(50) {
 		rng := rand.New(rand.NewPCG(seed, 3))
-		s := newState(config{HeartbeatThreshold: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s := newState(config{HeartbeatThreshold: time.Hour, KeepLoaded: 8, LoadBatch: 3},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
 		now := t0
 		s.at(now)
 		held := map[string][]uint64{}
+		journaled := map[int64]journal.Task{}
 		var ids []string
 		for step := range 300 {
 			now = now.Add(time.Millisecond)
@@ -54,20 +60,48 @@ func TestDispatchKeepsPoolsFed(t *testing.T) {
 				held[id] = nil
 				s.poolMsg(now, []byte(id), enc(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "test"}}}))
 			}
-			s.turn(now)
-			for _, m := range s.takeOut() {
-				if tk, ok := msgOf(m).Body.(*wire.Envelope_Tasks); ok {
-					for _, x := range tk.Tasks.Tasks {
-						held[string(m.id)] = append(held[string(m.id)], x.Id)
+			for range 1000 { // turns, answering loads, until none is wanted
+				s.turn(now)
+				for _, m := range s.takeOut() {
+					if tk, ok := msgOf(m).Body.(*wire.Envelope_Tasks); ok {
+						for _, x := range tk.Tasks.Tasks {
+							held[string(m.id)] = append(held[string(m.id)], x.Id)
+						}
 					}
 				}
+				if b := s.takeBatch(); b != nil {
+					for _, jt := range b.Tasks {
+						journaled[jt.ID] = jt
+					}
+				}
+				s.committed(now, nil)
+				reads := s.takeReads()
+				if len(reads) == 0 && !s.loadWanted {
+					break
+				}
+				for _, q := range reads {
+					var rows []journal.Row
+					for id := int64(q.after) + 1; len(rows) <= q.limit; id++ {
+						jt, ok := journaled[id]
+						if !ok {
+							break
+						}
+						rows = append(rows, journal.Row{Task: jt})
+					}
+					s.rowsRead(now, q, rows, nil)
+				}
 			}
-			s.takeBatch()
-			s.committed(now, nil)
+			spilled := 0
+			s.tasks.each(func(tk *task) {
+				if tk.state == stQueued && tk.fields == nil {
+					spilled++
+				}
+			})
+			if spilled != s.spilled {
+				t.Fatalf("seed %d step %d: %d queued tasks are spilled, the core counts %d", seed, step, spilled, s.spilled)
+			}
 			queued := false
-			for _, tk := range s.tasks {
-				queued = queued || tk.state == stQueued
-			}
+			s.tasks.each(func(tk *task) { queued = queued || tk.state == stQueued })
 			for _, id := range sortedKeys(s.pools) {
 				p := s.pools[id]
 				if len(p.running) > p.capacity {

@@ -78,11 +78,12 @@ func (s *state) register(id []byte, r *wire.Register) {
 	// stay with it instead of running a second time.
 	var stale []uint64
 	for _, tid := range r.Running {
-		t := s.tasks[tid]
+		t := s.tasks.get(tid)
 		switch {
 		case t == nil:
 			stale = append(stale, tid)
 		case t.state == stQueued:
+			s.leaveQueue(t)
 			t.state = stRunning
 			t.pool = p
 			t.attempts++
@@ -138,7 +139,7 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 		p = s.formerStand(id)
 	}
 	for _, r := range rs {
-		t := s.tasks[r.TaskId]
+		t := s.tasks.get(r.TaskId)
 		switch {
 		case t == nil:
 			s.log.Debug("ignoring a result for a finished or unknown task", "pool", id, "task", r.TaskId)

@@ -93,6 +93,15 @@ func (h *harness) run(c scenarioCase) (string, error) {
 			return "", err
 		}
 		h.cfg.DefaultRetries = int(n)
+		keep, err := a.int("keep", 0)
+		if err != nil {
+			return "", err
+		}
+		batch, err := a.int("batch", 0)
+		if err != nil {
+			return "", err
+		}
+		h.cfg.KeepLoaded, h.cfg.LoadBatch = int(keep), int(batch)
 		h.now = t0
 		h.reset()
 		return "", nil
@@ -184,6 +193,10 @@ func (h *harness) actions() string {
 		fmt.Fprintf(&b, "%s %s <- %s\n", who, m.id, describe(msgOf(m)))
 	}
 	for _, q := range h.s.reads {
+		if q.load {
+			fmt.Fprintf(&b, "read tasks after=%d limit=%d\n", q.after, q.limit)
+			continue
+		}
 		fmt.Fprintf(&b, "read results job=%d after=%d limit=%d\n", q.jobID, q.after, q.limit)
 	}
 	for _, blk := range h.s.takeRegistered() {
@@ -451,13 +464,23 @@ func (h *harness) dump() string {
 	var b strings.Builder
 	s := h.s
 	var queued []uint64
-	for id, t := range s.tasks {
+	s.tasks.each(func(t *task) {
 		if t.state == stQueued {
-			queued = append(queued, id)
+			queued = append(queued, t.id)
 		}
-	}
+	})
 	slices.Sort(queued)
 	fmt.Fprintf(&b, "queued: %s\n", ids(queued))
+	var spilled []uint64
+	s.tasks.each(func(t *task) {
+		if t.fields == nil {
+			spilled = append(spilled, t.id)
+		}
+	})
+	if len(spilled) > 0 {
+		slices.Sort(spilled)
+		fmt.Fprintf(&b, "spilled: %s (count %d)\n", ids(spilled), s.spilled)
+	}
 	var pools []string
 	for id := range s.pools {
 		pools = append(pools, id)

@@ -70,15 +70,23 @@ type state struct {
 	log *slog.Logger
 	now time.Time
 
-	tasks     map[uint64]*task
-	arena     taskArena
-	queue     taskQueue
-	jobs      map[uint64]*job
-	pools     map[string]*pool
-	poolOrder []*pool
-	ready     poolRing // pools that may take tasks (dispatch.go)
-	nextJob   uint64
-	nextTask  uint64
+	tasks taskTable
+	arena taskArena
+	// spilled tasks (spill.go)
+	spilled       int    // queued tasks without their encoding
+	loading       bool   // a load is in flight
+	loadWanted    bool   // a load is wanted, from loadFrom on
+	loadFrom      uint64 //
+	committedTask uint64 // the highest task id the journal has committed
+	flightMaxTask uint64 // the highest task id of the batches handed out
+	queue         taskQueue
+	jobs          map[uint64]*job
+	pools         map[string]*pool
+	poolOrder     []*pool
+	ready         poolRing // pools that may take tasks (dispatch.go)
+	stalled       bool     // dispatch met a spilled task
+	nextJob       uint64
+	nextTask      uint64
 
 	// drainBlocks are the blocks being cancelled: their pools take no tasks.
 	drainBlocks map[int64]bool
@@ -113,18 +121,20 @@ type state struct {
 func (s *state) restore(d restoreData, now time.Time) {
 	s.at(now)
 	s.nextJob, s.nextTask = uint64(d.maxJob)+1, uint64(d.maxTask)+1
+	s.committedTask, s.flightMaxTask = uint64(d.maxTask), uint64(d.maxTask)
 	for _, c := range d.counts {
 		s.jobs[uint64(c.JobID)] = &job{id: uint64(c.JobID), name: c.Name, total: c.Total,
 			succeeded: c.Succeeded, failed: c.Failed, cancelled: c.Cancelled, sealed: true}
 	}
 	restored := make([]*task, 0, len(d.unfinished))
-	for _, jt := range d.unfinished {
-		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority)}
-		t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: t.jobID, Argv: jt.Argv, Env: jt.Env, Cwd: jt.Cwd,
-			TimeoutMs: t.timeoutMs, ArrayIndex: jt.ArrayIndex, Noop: jt.Noop, StdoutPath: jt.StdoutPath,
-			StderrPath: jt.StderrPath})
-		s.tasks[t.id] = t
+	for i, jt := range d.unfinished {
+		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
+			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority)})
+		if len(restored) < s.keepLoaded() {
+			s.encodeTask(t, &d.unfinished[i])
+		} else {
+			s.spilled++
+		}
 		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
@@ -181,6 +191,9 @@ func (s *state) lose(p *pool, why string) {
 		t.pool = nil
 		if t.attempts <= t.retries {
 			t.state = stQueued
+			if t.fields == nil { // it was claimed by a pool that registered again
+				s.spilled++
+			}
 			s.queue.push(t)
 			continue
 		}
@@ -208,8 +221,10 @@ func (s *state) event(kind string, block int64, poolID string, taskID uint64, ms
 
 // finish records the final outcome of a task.
 func (s *state) finish(t *task, r *wire.Result, p *pool) {
-	t.state = stDone
-	delete(s.tasks, t.id)
+	if t.state == stQueued {
+		s.leaveQueue(t)
+	}
+	s.tasks.remove(t) // state stDone
 	if j := s.jobs[t.jobID]; j != nil {
 		j.unfinished--
 	}
@@ -267,7 +282,7 @@ func (s *state) snapshot(now time.Time) Stats {
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
 			Slots: int(p.reg.Slots), Busy: len(p.running), IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
-	st.Queued = len(s.tasks) - st.Running
+	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
 	return st
 }

@@ -99,7 +99,7 @@ func newReader(j *journal.Journal, wake func()) *reader {
 func (r *reader) run() {
 	defer func() { r.done <- struct{}{} }()
 	for q := range r.in {
-		rows, err := r.j.Rows(int64(q.jobID), int64(q.after), q.limit+1)
+		rows, err := r.j.Rows(int64(q.jobID), int64(q.after), q.limit+1) // a load has jobID 0: all jobs
 		r.out <- readDone{q: q, rows: rows, err: err}
 		r.wake()
 	}

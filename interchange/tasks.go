@@ -1,0 +1,80 @@
+package interchange
+
+// taskTable holds the unfinished tasks by id. Ids are handed out in
+// order, so the tasks live in pages of consecutive ids rather than one
+// allocation and one map entry each: a queued task costs its 80 bytes
+// (TestTaskSize) and a page is freed once every task of it has finished.
+// A *task stays valid until the task finishes; a finished task's slot
+// keeps state stDone, so that queue entries still pointing at it are
+// skipped.
+type taskTable struct {
+	pages map[uint64]*taskPage
+	n     int
+}
+
+const (
+	pageBits = 8 // 256 tasks, 20 KiB a page: a straggler pins little
+	pageMask = 1<<pageBits - 1
+)
+
+type taskPage struct {
+	t    [1 << pageBits]task
+	live int
+}
+
+// add stores a new task (by its id) and returns where it lives.
+func (tt *taskTable) add(v task) *task {
+	if tt.pages == nil {
+		tt.pages = map[uint64]*taskPage{}
+	}
+	p := tt.pages[v.id>>pageBits]
+	if p == nil {
+		p = &taskPage{}
+		tt.pages[v.id>>pageBits] = p
+	}
+	t := &p.t[v.id&pageMask]
+	*t = v
+	p.live++
+	tt.n++
+	return t
+}
+
+// get returns the unfinished task id, or nil.
+func (tt *taskTable) get(id uint64) *task {
+	p := tt.pages[id>>pageBits]
+	if p == nil {
+		return nil
+	}
+	t := &p.t[id&pageMask]
+	if t.id != id || t.state == stDone {
+		return nil
+	}
+	return t
+}
+
+// remove forgets a finished task (its state already stDone).
+func (tt *taskTable) remove(t *task) {
+	t.state = stDone
+	t.fields, t.pool = nil, nil
+	key := t.id >> pageBits
+	p := tt.pages[key]
+	p.live--
+	tt.n--
+	if p.live == 0 {
+		delete(tt.pages, key)
+	}
+}
+
+// len is the number of unfinished tasks.
+func (tt *taskTable) len() int { return tt.n }
+
+// each calls f for every unfinished task, in no particular order.
+func (tt *taskTable) each(f func(*task)) {
+	for _, p := range tt.pages {
+		for i := range p.t {
+			if t := &p.t[i]; t.id != 0 && t.state != stDone {
+				f(t)
+			}
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package interchange
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTaskTable checks the table against a map through random adds and
+// removals, and that a page goes once its last task has finished.
+func TestTaskTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var tt taskTable
+	model := map[uint64]*task{}
+	next := uint64(1)
+	for step := range 20000 {
+		if rng.IntN(3) > 0 || len(model) == 0 {
+			next += uint64(rng.IntN(3)) // ids increase, with gaps
+			tk := tt.add(task{id: next, jobID: 7})
+			model[next] = tk
+			next++
+		} else {
+			for id, tk := range model { // any one
+				tt.remove(tk)
+				delete(model, id)
+				if tt.get(id) != nil {
+					t.Fatalf("step %d: task %d found after its removal", step, id)
+				}
+				break
+			}
+		}
+		if tt.len() != len(model) {
+			t.Fatalf("step %d: len %d, want %d", step, tt.len(), len(model))
+		}
+	}
+	for id, tk := range model {
+		if got := tt.get(id); got != tk || got.jobID != 7 {
+			t.Fatalf("get(%d) = %p, want %p", id, got, tk)
+		}
+	}
+	n := 0
+	tt.each(func(tk *task) {
+		if model[tk.id] != tk {
+			t.Fatalf("each gave task %d, not in the model", tk.id)
+		}
+		n++
+	})
+	if n != len(model) || tt.get(next+1000) != nil || tt.get(0) != nil {
+		t.Fatalf("each gave %d tasks, want %d; or an unknown id was found", n, len(model))
+	}
+	for id, tk := range model {
+		tt.remove(tk)
+		delete(model, id)
+	}
+	if len(tt.pages) != 0 || tt.len() != 0 {
+		t.Errorf("%d pages and %d tasks left after every task finished", len(tt.pages), tt.len())
+	}
+}
