@@ -479,7 +479,7 @@ func (h *harness) dump() string {
 	})
 	if len(spilled) > 0 {
 		slices.Sort(spilled)
-		fmt.Fprintf(&b, "spilled: %s (count %d)\n", ids(spilled), s.spilled)
+		fmt.Fprintf(&b, "without encoding: %s (queued ones: %d)\n", ids(spilled), s.spilled)
 	}
 	var pools []string
 	for id := range s.pools {
