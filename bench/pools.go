@@ -135,7 +135,7 @@ func dialWhenReady(ctx context.Context, dir string, daemonDone <-chan error) (*c
 		case <-time.After(50 * time.Millisecond):
 		}
 		cl, err := client.Dial(dir)
-		if errors.Is(err, rundir.ErrNoDaemon) {
+		if errors.Is(err, client.ErrNoDaemon) || errors.Is(err, rundir.ErrNoDaemon) { // not up yet
 			continue
 		}
 		if err != nil {

@@ -112,7 +112,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		}
 		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority})
 		if s.spill() {
-			s.spilled++
+			s.spillTask(t)
 		} else {
 			t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
 				TimeoutMs: spec.TimeoutMs, ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath,

@@ -14,11 +14,13 @@ import (
 // it, in id order, loadBatch at a time, read off the loop like a results
 // read (kind load); a load that brought tasks in asks for the next while
 // fewer than keepLoaded are loaded, so that dispatch seldom waits. Only
-// committed tasks are read.
+// committed tasks are read. Loads also run ahead of dispatch: whenever
+// fewer than half of keepLoaded queued tasks are loaded, the run of
+// spilled tasks is read on from where the last load ended (loadNext).
 
 const (
 	defaultKeepLoaded = 100_000
-	defaultLoadBatch  = 10_000
+	defaultLoadBatch  = 20_000
 )
 
 func (s *state) keepLoaded() int {
@@ -52,6 +54,14 @@ func (s *state) encodeTask(t *task, jt *journal.Task) {
 		StderrPath: jt.StderrPath})
 }
 
+// spillTask queues a task without its encoding.
+func (s *state) spillTask(t *task) {
+	s.spilled++
+	if s.loadNext == 0 {
+		s.loadNext = t.id
+	}
+}
+
 // leaveQueue is called when a queued task stops being queued other than
 // by dispatch (which takes loaded tasks only).
 func (s *state) leaveQueue(t *task) {
@@ -68,8 +78,11 @@ func (s *state) wantLoad(id uint64) {
 }
 
 // requestLoad asks the driver for the wanted load once its first task is
-// committed and no load is in flight.
+// committed and no load is in flight; with none wanted, it reads ahead.
 func (s *state) requestLoad() {
+	if !s.loadWanted && !s.loading && s.spilled > 0 && s.loadNext != 0 && s.loadedQueued() < s.keepLoaded()/2 {
+		s.wantLoad(s.loadNext)
+	}
 	if !s.loadWanted || s.loading || s.loadFrom > s.committedTask {
 		return
 	}
@@ -98,6 +111,12 @@ func (s *state) tasksLoaded(q readReq, rows []journal.Row, err error) {
 			}
 			n++
 		}
+	}
+	switch {
+	case s.spilled == 0:
+		s.loadNext = 0
+	case n > 0 && q.after+1 <= s.loadNext && last+1 > s.loadNext:
+		s.loadNext = last + 1 // the run read ahead goes on from here
 	}
 	if n > 0 && s.spilled > 0 && s.loadedQueued() < s.keepLoaded() {
 		s.wantLoad(last + 1)

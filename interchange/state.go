@@ -77,6 +77,7 @@ type state struct {
 	loading       bool   // a load is in flight
 	loadWanted    bool   // a load is wanted, from loadFrom on
 	loadFrom      uint64 //
+	loadNext      uint64 // where reading ahead goes on (0 = nothing spilled)
 	committedTask uint64 // the highest task id the journal has committed
 	flightMaxTask uint64 // the highest task id of the batches handed out
 	queue         taskQueue
@@ -133,7 +134,7 @@ func (s *state) restore(d restoreData, now time.Time) {
 		if len(restored) < s.keepLoaded() {
 			s.encodeTask(t, &d.unfinished[i])
 		} else {
-			s.spilled++
+			s.spillTask(t)
 		}
 		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
@@ -192,7 +193,7 @@ func (s *state) lose(p *pool, why string) {
 		if t.attempts <= t.retries {
 			t.state = stQueued
 			if t.fields == nil { // it was claimed by a pool that registered again
-				s.spilled++
+				s.spillTask(t)
 			}
 			s.queue.push(t)
 			continue
