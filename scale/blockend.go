@@ -136,13 +136,12 @@ func (b Breaker) Record(p BreakerPolicy, kind EndKind, now time.Time) (Breaker, 
 }
 
 // Tick returns the breaker at now, and whether it resumed just now. A
-// resumed breaker keeps its streak one short of the limit, so that one
+// resumed breaker keeps its streak, already at the limit, so that one
 // more start failure halts it again.
 func (b Breaker) Tick(p BreakerPolicy, now time.Time) (Breaker, bool) {
 	if !b.Halted() || now.Before(b.ResumeAt(p)) {
 		return b, false
 	}
 	b.HaltedAt = time.Time{}
-	b.Failures = max(p.MaxFailures-1, 0)
 	return b, true
 }
