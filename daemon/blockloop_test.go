@@ -224,7 +224,7 @@ func TestMaxPending(t *testing.T) {
 	eventually(t, "the halt", func() bool { return strings.Contains(l.ScalerSummary(), "stopped submitting blocks after 2 failed") })
 	sum := l.ScalerSummary()
 	for _, want := range []string{"resuming by itself at", "strategy.failure_backoff 1h0m0s", "restart the daemon",
-		"longer than strategy.max_pending 300ms (fake: InvalidAccount)"} {
+		"longer than strategy.max_pending 300ms (fake says InvalidAccount)"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("scaler summary lacks %q:\n%s", want, sum)
 		}

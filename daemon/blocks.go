@@ -312,7 +312,7 @@ func (l *blockLoop) cancelOverdue(ctx context.Context, now time.Time) {
 		b.tooLong = true
 		why := fmt.Sprintf("pending %s, longer than strategy.max_pending %s", now.Sub(b.pendingSince).Round(time.Second), maxPending)
 		if b.reason != "" {
-			why += " (" + l.prov.Name() + ": " + b.reason + ")"
+			why += " (" + l.prov.Name() + " says " + b.reason + ")"
 		}
 		whys[id] = why
 	}
