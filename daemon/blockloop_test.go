@@ -327,6 +327,27 @@ func TestHaltResumes(t *testing.T) {
 	}
 }
 
+// TestPollingSettles: once no block changes state, the scheduler is asked
+// every status_polling_interval, not every scaler period. Only an upper
+// bound on the calls is checked: a slow machine makes fewer.
+func TestPollingSettles(t *testing.T) {
+	prov := &scripted{script: pendingFor("Priority", false), polls: map[string]int{}, cancelled: map[string]bool{}}
+	cfg := loopConfig(t, "")
+	cfg.Provider.StatusPollingInterval = config.Duration(500 * time.Millisecond)
+	startLoop(t, cfg, prov)
+	// Changing for pollFastFor(500ms, 50ms) = 1 s after the submission.
+	time.Sleep(1500 * time.Millisecond)
+	_, _, before := prov.counts()
+	time.Sleep(2 * time.Second)
+	_, _, after := prov.counts()
+	if n := after - before; n > 5 {
+		t.Errorf("%d status calls in 2 s with status_polling_interval 500ms (scaler period 50ms), want at most 5", n)
+	}
+	if submitted, _, _ := prov.counts(); submitted != 1 {
+		t.Errorf("%d blocks submitted, want 1", submitted)
+	}
+}
+
 // TestBlockFieldsUnderLock drives the failure paths of submit (no block
 // folder, a refused submission) while another goroutine reads the blocks
 // the way status does; -race reports any field written without l.mu.

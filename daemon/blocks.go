@@ -90,7 +90,15 @@ func newBlockLoop(cfg *config.Config, opt Options, prov providers.Provider, jr *
 			Parallelism: *p.Parallelism, MaxIdletime: cfg.Strategy.MaxIdletime.D(), NodesPerBlock: p.NodesPerBlock},
 		breakerP: scale.BreakerPolicy{MaxFailures: cfg.Strategy.MaxBlockFailures, Backoff: cfg.Strategy.FailureBackoff.D()},
 		pollP: scale.PollPolicy{Interval: p.StatusPollingInterval.D(), Fast: p.StatusPollingFast.D(),
-			FastFor: max(time.Minute, 2*p.StatusPollingFast.D())}}
+			FastFor: pollFastFor(p.StatusPollingInterval.D(), p.StatusPollingFast.D())}}
+}
+
+// pollFastFor is how long a block counts as changing after it was
+// submitted or changed state: two steady intervals, at most a minute
+// (a block that waits longer is waiting, not changing), and at least two
+// fast ones.
+func pollFastFor(interval, fast time.Duration) time.Duration {
+	return max(min(time.Minute, 2*interval), 2*fast)
 }
 
 func (l *blockLoop) record(ctx context.Context, b *block, event string) {
