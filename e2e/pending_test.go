@@ -75,8 +75,9 @@ func TestSlurmHeldBlockCancelledAfterMaxPending(t *testing.T) {
 	cfg := slurmConfig(1, 1, 1, "", `scheduler_options = "#SBATCH --hold"`,
 		"kind = \"simple\"\nmax_pending = 6\nmax_block_failures = 2\nfailure_backoff = \"1h\"")
 	d := startSlurmDaemon(t, cfg)
-	// root's hold is an administrator's: JobHeldAdmin; a user's JobHeldUser.
-	checkHeldBlocks(t, d, "slurm says JobHeld")
+	// sbatch --hold gives JobHeldUser (as root too); scontrol hold by root
+	// would give JobHeldAdmin.
+	checkHeldBlocks(t, d, "slurm says JobHeldUser")
 	if q := slurmQueue(); strings.Contains(q, " PD ") {
 		t.Errorf("a held job is still queued after max_pending:\n%s", q)
 	}
