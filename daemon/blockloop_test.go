@@ -303,7 +303,7 @@ func TestEndsThatDoNotCount(t *testing.T) {
 			if !found {
 				t.Errorf("no block message holds %q: %v", c.msg, blockMessages(l))
 			}
-			if strings.Contains(c.name, "requeued") && !strings.Contains(logs.String(), "block requeued by the scheduler") {
+			if strings.Contains(c.name, "requeued") && !strings.Contains(logs.String(), "block back in the scheduler's queue after running") {
 				t.Errorf("the requeue was not logged:\n%s", logs.String())
 			}
 		})

@@ -49,6 +49,10 @@ type block struct {
 	requeues     int       // times the scheduler put it back in the queue
 }
 
+// queued reports whether the scheduler last said the block waits in its
+// queue (pending or held).
+func (b *block) queued() bool { return b.sched == providers.Pending || b.sched == providers.Held }
+
 // blockLoop runs the scaler: it observes tasks and pools, decides, submits
 // and cancels blocks, and follows their state. It implements
 // interchange.BlockSource.
@@ -157,7 +161,7 @@ func (l *blockLoop) pollDue(now time.Time) bool {
 			continue
 		}
 		pbs = append(pbs, scale.PollBlock{Submitted: b.submitted, Changed: b.changed, Cancelling: b.cancelAsked,
-			PoolsLost: b.seenPools && b.livePools == 0, Starting: b.livePools > 0 && b.sched == providers.Pending})
+			PoolsLost: b.seenPools && b.livePools == 0 && !b.queued(), Starting: b.livePools > 0 && b.queued()})
 	}
 	every, why := scale.PollInterval(l.pollP, now, pbs)
 	if why != l.pollWhy {
@@ -284,6 +288,10 @@ func (l *blockLoop) observe(stats interchange.Stats) []scale.Block {
 				sb.IdleSince = a.idle
 			}
 			l.spb = max(l.spb, a.slots)
+		case b.seenPools && b.queued():
+			// Its pools are gone and the scheduler has it in the queue
+			// again (requeued): pending, as a new block would be.
+			sb.Submitted = b.pendingSince
 		case b.seenPools:
 			// Its pools were here and are gone (drained, or lost): the
 			// block is ending, or its pools come back; either way it is
@@ -306,9 +314,8 @@ func (l *blockLoop) cancelOverdue(ctx context.Context, now time.Time) {
 	var waiting []scale.Waiting
 	byID := map[int64]*block{}
 	for _, b := range l.blocks {
-		queued := b.sched == providers.Pending || b.sched == providers.Held ||
-			(b.sched == "" || b.sched == providers.Unknown) && !b.registered
-		if queued && b.ended.IsZero() && !b.cancelAsked && b.jobID != "" && b.livePools == 0 && !b.seenPools {
+		queued := b.queued() || (b.sched == "" || b.sched == providers.Unknown) && !b.registered
+		if queued && b.ended.IsZero() && !b.cancelAsked && b.jobID != "" && b.livePools == 0 {
 			waiting = append(waiting, scale.Waiting{ID: b.id, Since: b.pendingSince})
 			byID[b.id] = b
 		}

@@ -103,17 +103,19 @@ func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now ti
 	b.sched = st.State
 	id, job := b.id, b.jobID
 	switch {
-	case waiting && prev == providers.Running && !poolsHere:
-		// Back in the queue after running: a new block in all but name.
-		// Not a failure; its lost tasks run again elsewhere, and it
-		// counts as pending until its pools come back.
+	case waiting && prev == providers.Running:
+		// Back in the queue after running (requeued after a preemption
+		// or a node failure, or suspended): a new block in all but name.
+		// Not a failure; its lost tasks run again elsewhere, and once
+		// its pools are gone it counts as pending (observe) until they
+		// come back.
 		b.requeues++
-		b.seenPools, b.pendingSince = false, now
-		b.reason, b.stuck, b.reasonTold = st.Message, st.Stuck, st.Message
-		b.message = "requeued by the scheduler: " + oneLine(st.Message)
+		b.pendingSince = now
+		b.reason, b.stuck, b.reasonTold = oneLine(st.Message), st.Stuck, oneLine(st.Message)
+		b.message = "back in the scheduler's queue after running (requeued or suspended): " + oneLine(st.Message)
 		msg := b.message
 		return func() {
-			l.log.Warn("block requeued by the scheduler; not counted as a failure", "block", id, "job", job, "reason", st.Message)
+			l.log.Warn("block back in the scheduler's queue after running; not counted as a failure", "block", id, "job", job, "reason", st.Message)
 			l.ix.Do(context.Background(), func(s *interchange.State) { s.Event("block_requeued", id, msg) })
 		}
 	case waiting && !poolsHere && !b.cancelAsked:
@@ -137,7 +139,7 @@ func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now ti
 		}
 	case st.State == providers.Running && b.reason != "":
 		b.reason, b.stuck = "", false
-		if strings.HasPrefix(b.message, "waiting: ") || strings.HasPrefix(b.message, "requeued") {
+		if strings.HasPrefix(b.message, "waiting: ") || strings.HasPrefix(b.message, "back in the scheduler's queue") {
 			b.message = ""
 		}
 	}
