@@ -42,7 +42,7 @@ func (l *blockLoop) poll(ctx context.Context) {
 	now := time.Now()
 	var changed, ended []*block // changed: still live, in a new state
 	var ends []scale.Ended
-	var notes []func()
+	var notes []func(context.Context)
 	l.mu.Lock()
 	for _, b := range l.blocks {
 		if seen[b.id] {
@@ -71,6 +71,9 @@ func (l *blockLoop) poll(ctx context.Context) {
 		}
 		if st.State.Terminal() || st.State == providers.Unknown {
 			b.ended = now
+			if strings.HasPrefix(b.message, "waiting: ") {
+				b.message = "" // the wait is over
+			}
 			if st.Message != "" && !b.cancelAsked { // keep "cancelled: <why>"
 				b.message = st.Message
 			}
@@ -82,7 +85,7 @@ func (l *blockLoop) poll(ctx context.Context) {
 	}
 	l.mu.Unlock()
 	for _, note := range notes {
-		note()
+		note(ctx)
 	}
 	for _, b := range changed {
 		l.record(ctx, b, "")
@@ -97,7 +100,7 @@ func (l *blockLoop) poll(ctx context.Context) {
 // to the queue after it ran (a requeue: preempted, or a node failed). It
 // returns what to log and journal once l.mu is released, if anything.
 // Called with l.mu held.
-func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now time.Time) func() {
+func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now time.Time) func(context.Context) {
 	waiting := st.State == providers.Pending || st.State == providers.Held
 	prev := b.sched
 	b.sched = st.State
@@ -114,9 +117,9 @@ func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now ti
 		b.reason, b.stuck, b.reasonTold = oneLine(st.Message), st.Stuck, oneLine(st.Message)
 		b.message = "back in the scheduler's queue after running (requeued or suspended): " + oneLine(st.Message)
 		msg := b.message
-		return func() {
+		return func(ctx context.Context) {
 			l.log.Warn("block back in the scheduler's queue after running; not counted as a failure", "block", id, "job", job, "reason", st.Message)
-			l.ix.Do(context.Background(), func(s *interchange.State) { s.Event("block_requeued", id, msg) })
+			l.ix.Do(ctx, func(s *interchange.State) { s.Event("block_requeued", id, msg) })
 		}
 	case waiting && !poolsHere && !b.cancelAsked:
 		b.reason, b.stuck = oneLine(st.Message), st.Stuck
@@ -129,13 +132,13 @@ func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now ti
 		}
 		b.reasonTold = b.reason
 		msg, stuck := b.message, b.stuck
-		return func() {
+		return func(ctx context.Context) {
 			if stuck {
 				l.log.Warn("block waits for a reason that will not clear by itself", "block", id, "job", job, "reason", msg)
 			} else {
 				l.log.Info("block waits", "block", id, "job", job, "reason", msg)
 			}
-			l.ix.Do(context.Background(), func(s *interchange.State) { s.Event("block_pending", id, msg) })
+			l.ix.Do(ctx, func(s *interchange.State) { s.Event("block_pending", id, msg) })
 		}
 	case st.State == providers.Running && b.reason != "":
 		b.reason, b.stuck = "", false
