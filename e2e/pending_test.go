@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ import (
 // checkHeldBlocks waits for a held block to show its reason, then for
 // max_pending to cancel two of them and halt the scaler, and checks
 // status, the daemon's log and the text of `htexctl status`.
-func checkHeldBlocks(t *testing.T, d *testenv.Daemon, reason string) {
+func checkHeldBlocks(t *testing.T, d *testenv.Daemon, reason string) testenv.Status {
 	t.Helper()
 	d.Submit("--", "true") // work, so that the scaler wants a block again after each
 	st := d.WaitStatus("a held block showing the scheduler's reason", 2*time.Minute, func(s testenv.Status) bool {
@@ -59,6 +60,7 @@ func checkHeldBlocks(t *testing.T, d *testenv.Daemon, reason string) {
 	if n := strings.Count(string(logData), "block waits for a reason that will not clear by itself"); n != 2 {
 		t.Errorf("the reason was logged %d times, want once per block (2):\n%s", n, testenv.Tail(string(logData), 40))
 	}
+	return st
 }
 
 func TestPBSHeldBlockCancelledAfterMaxPending(t *testing.T) {
@@ -77,8 +79,11 @@ func TestSlurmHeldBlockCancelledAfterMaxPending(t *testing.T) {
 	d := startSlurmDaemon(t, cfg)
 	// sbatch --hold gives JobHeldUser (as root too); scontrol hold by root
 	// would give JobHeldAdmin.
-	checkHeldBlocks(t, d, "slurm says JobHeldUser")
-	if q := slurmQueue(); strings.Contains(q, " PD ") {
-		t.Errorf("a held job is still queued after max_pending:\n%s", q)
+	st := checkHeldBlocks(t, d, "slurm says JobHeldUser")
+	for _, b := range st.Blocks { // the scheduler's side: the jobs were cancelled
+		out, err := exec.Command("squeue", "-h", "-t", "all", "-j", b.JobID, "-o", "%t %r").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "CA ") {
+			t.Errorf("job %s of block %d after max_pending: squeue says %q (%v), want CA", b.JobID, b.ID, out, err)
+		}
 	}
 }
