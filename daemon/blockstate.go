@@ -115,7 +115,8 @@ func (l *blockLoop) follow(b *block, st providers.Status, poolsHere bool, now ti
 		b.requeues++
 		b.pendingSince = now
 		b.reason, b.stuck, b.reasonTold = oneLine(st.Message), st.Stuck, oneLine(st.Message)
-		b.message = "back in the scheduler's queue after running (requeued or suspended): " + oneLine(st.Message)
+		b.message = fmt.Sprintf("back in the scheduler's queue after running (requeued or suspended; %d time(s)): %s",
+			b.requeues, oneLine(st.Message))
 		msg := b.message
 		return func(ctx context.Context) {
 			l.log.Warn("block back in the scheduler's queue after running; not counted as a failure", "block", id, "job", job, "reason", st.Message)
