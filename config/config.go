@@ -76,6 +76,11 @@ type Provider struct {
 	LauncherOptions  string   `toml:"launcher_options"`
 	CmdTimeout       Duration `toml:"cmd_timeout"`
 	Template         string   `toml:"template"` // path of a template of the site's own
+	// StatusPollingInterval is how often the scheduler is asked for the
+	// blocks' states (one squeue/qstat call for all of them);
+	// StatusPollingFast is the period while a block changes state.
+	StatusPollingInterval Duration `toml:"status_polling_interval"`
+	StatusPollingFast     Duration `toml:"status_polling_fast"`
 
 	// slurm
 	Account      string `toml:"account"`
@@ -100,6 +105,13 @@ type Strategy struct {
 	MaxIdletime      Duration `toml:"max_idletime"`
 	Period           Duration `toml:"period"`
 	MaxBlockFailures int      `toml:"max_block_failures"`
+	// FailureBackoff is how long the scaler stops submitting after
+	// max_block_failures start failures in a row (doubling while it
+	// goes on failing, up to 8 times).
+	FailureBackoff Duration `toml:"failure_backoff"`
+	// MaxPending cancels a block that no pool of it has joined after this
+	// long, and counts it as failed; 0 = off.
+	MaxPending Duration `toml:"max_pending"`
 }
 
 // Defaults used when a field is absent.
@@ -112,6 +124,13 @@ const (
 	DefaultMaxIdletime        = 120 * time.Second
 	DefaultStrategyPeriod     = 5 * time.Second
 	DefaultMaxBlockFailures   = 3
+	DefaultFailureBackoff     = 10 * time.Minute
+	// DefaultStatusPolling is the status polling interval of a batch
+	// scheduler (Parsl uses 60 s, see scale/poll.go); a local provider's
+	// costs nothing and is polled every DefaultLocalStatusPolling, as
+	// Parsl's LocalProvider is.
+	DefaultStatusPolling      = 30 * time.Second
+	DefaultLocalStatusPolling = 5 * time.Second
 	DefaultCmdTimeout         = 30 * time.Second
 	DefaultWalltime           = "01:00:00"
 )
@@ -261,6 +280,20 @@ func (c *Config) ApplyDefaults() {
 	}
 	if s.MaxBlockFailures == 0 {
 		s.MaxBlockFailures = DefaultMaxBlockFailures
+	}
+	if s.FailureBackoff == 0 {
+		s.FailureBackoff = Duration(DefaultFailureBackoff)
+	}
+	if p.StatusPollingInterval == 0 {
+		p.StatusPollingInterval = Duration(DefaultStatusPolling)
+		if p.Kind == "local" {
+			p.StatusPollingInterval = Duration(DefaultLocalStatusPolling)
+		}
+	}
+	if p.StatusPollingFast == 0 {
+		// The scaler's period (at least 1 s), never slower than the
+		// steady interval.
+		p.StatusPollingFast = min(max(s.Period, Duration(time.Second)), p.StatusPollingInterval)
 	}
 }
 

@@ -113,6 +113,14 @@ func (c *Config) Validate() error {
 	if pr.CmdTimeout <= 0 {
 		bad("provider.cmd_timeout %s: must be > 0", pr.CmdTimeout.D())
 	}
+	if pr.StatusPollingInterval <= 0 {
+		bad("provider.status_polling_interval %s: must be > 0", pr.StatusPollingInterval.D())
+	}
+	if pr.StatusPollingFast <= 0 {
+		bad("provider.status_polling_fast %s: must be > 0", pr.StatusPollingFast.D())
+	} else if pr.StatusPollingFast > pr.StatusPollingInterval && pr.StatusPollingInterval > 0 {
+		bad("provider.status_polling_fast %s: must not exceed status_polling_interval %s", pr.StatusPollingFast.D(), pr.StatusPollingInterval.D())
+	}
 	if pr.CoresPerNode < 0 {
 		bad("provider.cores_per_node %d: must be >= 0", pr.CoresPerNode)
 	}
@@ -136,6 +144,12 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxBlockFailures < 1 {
 		bad("strategy.max_block_failures %d: must be >= 1", s.MaxBlockFailures)
+	}
+	if s.FailureBackoff <= 0 {
+		bad("strategy.failure_backoff %s: must be > 0", s.FailureBackoff.D())
+	}
+	if s.MaxPending < 0 {
+		bad("strategy.max_pending %s: must be >= 0 (0 = off)", s.MaxPending.D())
 	}
 	if len(p) > 0 {
 		return &Error{Problems: p}

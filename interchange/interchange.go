@@ -74,6 +74,7 @@ type PoolStat struct {
 	Node      string
 	Slots     int
 	Busy      int
+	Done      int       // results of its tasks received: the pool has been useful
 	IdleSince time.Time // zero when busy
 	Draining  bool
 	BlockEnd  time.Time

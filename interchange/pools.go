@@ -146,6 +146,7 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 			continue
 		case t.state == stRunning && t.pool != nil && t.pool.id == id:
 			delete(t.pool.running, t.id)
+			t.pool.done++
 			if len(t.pool.running) == 0 {
 				t.pool.idleSince = s.now
 			}

@@ -44,6 +44,7 @@ type pool struct {
 	idleSince time.Time
 	draining  bool
 	blockEnd  time.Time
+	done      int // results of its tasks received
 }
 
 // post is work to do once a journal batch has committed.
@@ -374,7 +375,7 @@ func (s *state) snapshot(now time.Time) Stats {
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: len(p.running), IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: len(p.running), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = len(s.tasks) - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
