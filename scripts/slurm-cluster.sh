@@ -147,7 +147,11 @@ SlurmdPidFile=$STATE/slurmd-%n.pid
 SlurmdLogFile=$STATE/slurmd-%n.log
 SlurmdParameters=config_overrides
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# Binding as on production clusters: task/affinity binds each task (the
+# partition's CpuBind=threads is OLCF Frontier's default --cpu-bind) and
+# task/cgroup, where it works, confines each step to its CPUs. A pool
+# started without --cpu-bind=none sees one CPU.
+TaskPlugin=$TASK_PLUGIN
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
@@ -162,9 +166,53 @@ MinJobAge=300
 SlurmctldTimeout=30
 SlurmdTimeout=60
 NodeName=n[1-${#NODES[@]}] NodeHostname=$host NodeAddr=127.0.0.1 Port=$FIRST_NODE_PORT-$last_port CPUs=2 RealMemory=4096 State=UNKNOWN
-PartitionName=debug Nodes=n[1-${#NODES[@]}] Default=YES OverSubscribe=FORCE MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=n[1-${#NODES[@]}] Default=YES OverSubscribe=FORCE CpuBind=threads MaxTime=INFINITE State=UP
 EOF
 	mv "$CONF.tmp" "$CONF"
+	write_cgroup_conf
+}
+
+# write_cgroup_conf writes cgroup.conf next to slurm.conf (where Slurm reads
+# it) when task/cgroup is used: each step is confined to the CPUs it was
+# given (ConstrainCores), as on production clusters. A Slurm built for
+# several slurmd per host keeps each node's cgroups apart under
+# /slurm_<node>. Memory and devices are not constrained: four nodes share
+# one host's memory, and there are no GPUs.
+write_cgroup_conf() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	if [ -e "$cg" ] && ! grep -qxF "$MARKER" "$cg"; then
+		die "$cg exists and was not written by this script; move it away"
+	fi
+	if [ "$TASK_PLUGIN" = task/affinity ]; then
+		rm -f "$cg"
+		return 0
+	fi
+	cat >"$cg.tmp" <<EOF
+$MARKER
+CgroupPlugin=cgroup/v1
+ConstrainCores=yes
+ConstrainRAMSpace=no
+ConstrainDevices=no
+EOF
+	mv "$cg.tmp" "$cg"
+}
+
+# task_plugin: task/affinity binds tasks to CPUs (sched_setaffinity) and
+# works anywhere. task/cgroup is added where this machine has a writable
+# cgroup v1 cpuset hierarchy (as in this project's container). On a cgroup
+# v2 host, Slurm 22.05's cgroup/v2 wants a hierarchy delegated by systemd to
+# slurmd, which a test machine without systemd does not have: there the
+# cluster binds with task/affinity alone, which is what shows a pool bound
+# to one CPU.
+task_plugin() {
+	local probe=/sys/fs/cgroup/cpuset/htex-probe-$$
+	if [ ! -f /sys/fs/cgroup/cgroup.controllers ] && mkdir "$probe" 2>/dev/null; then
+		rmdir "$probe"
+		echo task/affinity,task/cgroup
+	else
+		echo task/affinity
+	fi
 }
 
 # node_states: one "name state" line per node, nothing when sinfo fails.
@@ -221,6 +269,7 @@ up() {
 	start_munge
 	local host
 	host=$(hostname -s)
+	TASK_PLUGIN=$(task_plugin)
 	write_conf "$host"
 	rm -f "$STATE"/*.log
 	say "starting slurmctld on $host (port $CTLD_PORT)"
@@ -249,7 +298,7 @@ up() {
 		fi
 		sleep 0.5
 	done
-	say "up: ${#NODES[@]} idle nodes in partition debug (state in $STATE, config $CONF)"
+	say "up: ${#NODES[@]} idle nodes in partition debug, $TASK_PLUGIN (state in $STATE, config $CONF)"
 }
 
 # down_daemons cancels jobs and stops slurmd's and slurmctld.
