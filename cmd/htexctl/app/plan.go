@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -58,6 +59,7 @@ type planNode struct {
 	node   pinning.Node
 	gpus   int
 	source string
+	hint   string // the detected CPU mask is smaller than the machine (pinning.LauncherBindHint)
 }
 
 func runPlan(c *cli.Context) error {
@@ -81,6 +83,9 @@ func runPlan(c *cli.Context) error {
 	}
 	opts.GPUs = pn.gpus
 	layout, err := pinning.Plan(pn.node, opts)
+	if err != nil && pn.hint != "" {
+		return usageError("%v; %s", err, pn.hint)
+	}
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -169,6 +174,9 @@ func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNo
 		}
 		if pn.node.CPUs == nil {
 			pn.node.CPUs = d.CPUs
+			if os.Getenv(detect.EnvCores) == "" {
+				pn.hint = pinning.LauncherBindHint(d.CPUs, detect.OnlineCPUs())
+			}
 		}
 		if !memSet {
 			pn.node.MemoryGB = d.MemoryGB

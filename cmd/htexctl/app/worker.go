@@ -69,8 +69,18 @@ func workerCommand() *cli.Command {
 			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
 				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
 				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs})
+			hint := ""
+			if os.Getenv(detect.EnvCores) == "" {
+				hint = pinning.LauncherBindHint(node.CPUs, detect.OnlineCPUs())
+			}
 			if err != nil {
+				if hint != "" {
+					return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v; %s", len(node.CPUs), node.MemoryGB, err, hint)
+				}
 				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
+			}
+			if hint != "" && layout.CutByMask() {
+				log.Warn("fewer slots than configured: "+hint, "slots", len(layout.Slots), "limited_by", layout.LimitedBy)
 			}
 			host, _ := os.Hostname()
 			name := c.String("node")
