@@ -102,6 +102,10 @@ func OnlineCPUs() []int {
 	return cpus
 }
 
+// AllowedCPUs returns the CPUs of the process's affinity mask, ascending,
+// whatever HTEX_CORES says.
+func AllowedCPUs() ([]int, error) { return affinity() }
+
 // affinity returns the CPUs of the process's affinity mask, ascending.
 func affinity() ([]int, error) {
 	var set unix.CPUSet

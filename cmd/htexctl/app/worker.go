@@ -70,8 +70,14 @@ func workerCommand() *cli.Command {
 				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
 				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs})
 			hint := ""
-			if os.Getenv(detect.EnvCores) == "" {
-				hint = pinning.LauncherBindHint(node.CPUs, detect.OnlineCPUs())
+			if mask, err := detect.AllowedCPUs(); err == nil {
+				hint = pinning.LauncherBindHint(mask, detect.OnlineCPUs())
+				if hint != "" && len(node.CPUs) > len(mask) { // HTEX_CORES (cores_per_node) counts more
+					log.Warn(detect.EnvCores+" counts more CPUs than the pool may run on: "+hint, "cores", len(node.CPUs))
+				}
+			}
+			if os.Getenv(detect.EnvCores) != "" {
+				hint = "" // the layout used the override, not the mask
 			}
 			if err != nil {
 				if hint != "" {
