@@ -202,7 +202,8 @@ var gpuRequestRE = regexp.MustCompile(`(^|\s)(--gpus(-per-[a-z]+)?[=\s]|-G\s*\S|
 
 // gpuRequest is the --gpus-per-node count a Slurm batch script asks for:
 // executor.gpus_per_node, unless scheduler_options already ask for GPUs
-// (the user's request wins), else 0. A job that does not ask for its GPUs
+// (the user's request wins, and sbatch(1) says --gpus-per-node "is
+// mutually exclusive with --gres=gpu"), else 0. A job that does not ask for its GPUs
 // gets none on a shared node, and on an --exclusive one its steps do not
 // get them either: "a job step is allocated all of the generic resources
 // that have been requested by the job, except those implicitly requested
