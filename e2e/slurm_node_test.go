@@ -47,6 +47,37 @@ func TestSlurmTaskRunsSrun(t *testing.T) {
 	}
 }
 
+// TestSlurmTaskStepLikeBatch: a task's multi-node step places and binds
+// its ranks as the same srun in the batch script would (block
+// distribution, the partition's --cpu-bind=threads), not as the pool's own
+// step was started (one task per node, so cyclic, and --cpu-bind=none).
+func TestSlurmTaskStepLikeBatch(t *testing.T) {
+	requireSlurm(t)
+	cfg := slurmConfig(2, 1, 1, "", "", `kind = "none"`)
+	d := startSlurmDaemon(t, strings.Replace(cfg, "exclusive = false", "exclusive = true", 1))
+	slurmWait(t, d, "two pools", 2*time.Minute, func(s slurmStatus) bool { return len(s.Pools) == 2 })
+	job := d.Submit("--timeout", "90s", "--", "sh", "-c",
+		`srun -N 2 -n 4 sh -c 'echo "$SLURM_PROCID $SLURMD_NODENAME $SLURM_CPU_BIND_TYPE"' | sort`)
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	r := d.Results(job)[0]
+	var nodes []string
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("task output %q (stderr %q): want 4 lines of rank, node, binding", r.Stdout, r.Stderr)
+		}
+		nodes = append(nodes, f[1])
+		if !strings.Contains(f[2], "mask_cpu") {
+			t.Errorf("rank %s: SLURM_CPU_BIND_TYPE %q, want the partition's binding (mask_cpu), not none", f[0], f[2])
+		}
+	}
+	if len(nodes) != 4 || nodes[0] != nodes[1] || nodes[2] != nodes[3] || nodes[0] == nodes[2] {
+		t.Errorf("ranks 0-3 on %v: want block distribution (0,1 on one node, 2,3 on the other)\nstderr %q", nodes, r.Stderr)
+	}
+}
+
 // TestSlurmPoolGetsWholeNode: the pool's CPU mask is its node's, so two
 // slots pinned to one CPU each run side by side; and a pool that a launcher
 // option binds to one CPU (--cpu-bind=threads, srun's default here) says

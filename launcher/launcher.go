@@ -118,14 +118,18 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 //     "srun -n 1 ..." would otherwise wait for each other ("step creation
 //     temporarily disabled"), since a step takes all the CPUs of its nodes
 //     unless it says --exact. htex's slots, not Slurm's steps, share the node.
-//   - The SLURM_CPU_BIND* variables that srun sets for --cpu-bind=none are
-//     removed: srun reads SLURM_CPU_BIND as its --cpu-bind, so a task's own
-//     srun would otherwise run its ranks unbound instead of with the site's
-//     default binding, as from the batch script.
+//   - The variables that srun sets in the pool's step and reads back as
+//     options of a later srun are removed, so that a task's srun behaves
+//     as from the batch script (Slurm 22.05 measured: the step adds
+//     SLURM_CPU_BIND* and SLURM_DISTRIBUTION to the batch job's variables):
+//     SLURM_CPU_BIND is --cpu-bind, so a task's ranks would run unbound
+//     instead of with the site's default binding, and SLURM_DISTRIBUTION
+//     (cyclic for one task per node) is -m, which would deal a task's ranks
+//     round-robin over the nodes instead of in blocks.
 const srunPrologue = `# Steps started by tasks (srun inside a task) share the node with this pool
-# and with each other, and bind as they would from the batch script.
+# and with each other, and bind and place their tasks as from the batch script.
 export SLURM_OVERLAP=1
-unset SLURM_CPU_BIND SLURM_CPU_BIND_TYPE SLURM_CPU_BIND_LIST SLURM_CPU_BIND_VERBOSE
+unset SLURM_CPU_BIND SLURM_CPU_BIND_TYPE SLURM_CPU_BIND_LIST SLURM_CPU_BIND_VERBOSE SLURM_DISTRIBUTION
 `
 
 func withNewline(s string) string {
