@@ -6,7 +6,9 @@
 #
 #   up      install slurm-wlm and munge when missing, start munged,
 #           slurmctld and four slurmd, wait until the four nodes are idle.
-#           Does nothing when the cluster is already up and healthy.
+#           Does nothing when the cluster is already up and healthy with
+#           the configuration this script writes; restarts it when it runs
+#           with another one (an older version of this script).
 #   down    cancel the jobs, stop every daemon this script started (by the
 #           pids in their pid files, never by name). Safe to run twice.
 #   status  print the daemons' pids and sinfo; exit 0 only when healthy.
@@ -122,13 +124,18 @@ start_munge() {
 	die "munge -n | unmunge fails after starting munged"
 }
 
-write_conf() {
+# render_conf writes the cluster's slurm.conf and cgroup.conf as
+# "$CONF.new" and "<dir>/cgroup.conf.new" (none when task/cgroup is not
+# used); install_conf puts them in place. up compares them with the files in
+# place, so that a running cluster started with another configuration (an
+# older version of this script) is restarted rather than kept.
+render_conf() {
 	local host=$1 last_port=$((FIRST_NODE_PORT + ${#NODES[@]} - 1))
 	if [ -e "$CONF" ] && ! grep -qxF "$MARKER" "$CONF"; then
 		die "$CONF exists and was not written by this script; move it away or set HTEX_SLURM_CONF"
 	fi
 	mkdir -p "$(dirname "$CONF")"
-	cat >"$CONF.tmp" <<EOF
+	cat >"$CONF.new" <<EOF
 $MARKER
 # A four-node test cluster on one host (LOCAL-SLURM.md). State: $STATE
 ClusterName=htex
@@ -168,34 +175,55 @@ SlurmdTimeout=60
 NodeName=n[1-${#NODES[@]}] NodeHostname=$host NodeAddr=127.0.0.1 Port=$FIRST_NODE_PORT-$last_port CPUs=2 RealMemory=4096 State=UNKNOWN
 PartitionName=debug Nodes=n[1-${#NODES[@]}] Default=YES OverSubscribe=FORCE CpuBind=threads MaxTime=INFINITE State=UP
 EOF
-	mv "$CONF.tmp" "$CONF"
-	write_cgroup_conf
+	render_cgroup_conf
 }
 
-# write_cgroup_conf writes cgroup.conf next to slurm.conf (where Slurm reads
+# conf_current: the files in place are those render_conf wrote.
+conf_current() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	cmp -s "$CONF.new" "$CONF" || return 1
+	if [ -e "$cg.new" ]; then
+		cmp -s "$cg.new" "$cg"
+	else
+		[ ! -e "$cg" ]
+	fi
+}
+
+install_conf() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	mv "$CONF.new" "$CONF"
+	if [ -e "$cg.new" ]; then
+		mv "$cg.new" "$cg"
+	else
+		rm -f "$cg"
+	fi
+}
+
+# render_cgroup_conf writes cgroup.conf (as .new) next to slurm.conf (where Slurm reads
 # it) when task/cgroup is used: each step is confined to the CPUs it was
 # given (ConstrainCores), as on production clusters. A Slurm built for
 # several slurmd per host keeps each node's cgroups apart under
 # /slurm_<node>. Memory and devices are not constrained: four nodes share
 # one host's memory, and there are no GPUs.
-write_cgroup_conf() {
+render_cgroup_conf() {
 	local cg
 	cg=$(dirname "$CONF")/cgroup.conf
 	if [ -e "$cg" ] && ! grep -qxF "$MARKER" "$cg"; then
 		die "$cg exists and was not written by this script; move it away"
 	fi
+	rm -f "$cg.new"
 	if [ "$TASK_PLUGIN" = task/affinity ]; then
-		rm -f "$cg"
 		return 0
 	fi
-	cat >"$cg.tmp" <<EOF
+	cat >"$cg.new" <<EOF
 $MARKER
 CgroupPlugin=cgroup/v1
 ConstrainCores=yes
 ConstrainRAMSpace=no
 ConstrainDevices=no
 EOF
-	mv "$cg.tmp" "$cg"
 }
 
 # task_plugin: task/affinity binds tasks to CPUs (sched_setaffinity) and
@@ -255,9 +283,17 @@ log_tail() {
 
 up() {
 	need_root
+	local host
+	host=$(hostname -s)
+	TASK_PLUGIN=$(task_plugin)
+	render_conf "$host"
 	if healthy; then
-		say "already up: ${#NODES[@]} nodes"
-		return 0
+		if conf_current; then
+			rm -f "$CONF.new" "$(dirname "$CONF")/cgroup.conf.new"
+			say "already up: ${#NODES[@]} nodes"
+			return 0
+		fi
+		say "up with another configuration: restarting"
 	fi
 	if [ -d "$STATE" ]; then
 		down_daemons
@@ -267,10 +303,7 @@ up() {
 	local n
 	for n in "${NODES[@]}"; do mkdir -p "$STATE/spool/$n"; done
 	start_munge
-	local host
-	host=$(hostname -s)
-	TASK_PLUGIN=$(task_plugin)
-	write_conf "$host"
+	install_conf
 	rm -f "$STATE"/*.log
 	say "starting slurmctld on $host (port $CTLD_PORT)"
 	slurmctld -c || {
