@@ -11,7 +11,8 @@
 #           with another one (an older version of this script).
 #   down    cancel the jobs, stop every daemon this script started (by the
 #           pids in their pid files, never by name). Safe to run twice.
-#   status  print the daemons' pids and sinfo; exit 0 only when healthy.
+#   status  print the daemons' pids and sinfo; exit 0 only when healthy and
+#           running with the configuration this script writes.
 #
 # Environment:
 #   HTEX_SLURM_STATE   state directory (default /var/tmp/htex-slurm)
@@ -382,6 +383,15 @@ status() {
 	if [ $rc -eq 0 ]; then
 		node_states
 		healthy || rc=1
+	fi
+	if [ $rc -eq 0 ] && [ "$(id -u)" -eq 0 ]; then # render_conf writes next to $CONF
+		TASK_PLUGIN=$(task_plugin)
+		render_conf "$(hostname -s)"
+		if ! conf_current; then
+			echo "running with another configuration than this script writes (up restarts it)"
+			rc=1
+		fi
+		rm -f "$CONF.new" "$(dirname "$CONF")/cgroup.conf.new"
 	fi
 	if [ $rc -eq 0 ]; then echo "healthy"; else echo "not healthy"; fi
 	return $rc
