@@ -73,8 +73,24 @@ func workerCommand() *cli.Command {
 			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
 				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
 				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs, Vendor: vendor})
+			hint := ""
+			if mask, err := detect.AllowedCPUs(); err == nil {
+				hint = pinning.LauncherBindHint(mask, detect.OnlineCPUs())
+				if hint != "" && len(node.CPUs) > len(mask) { // HTEX_CORES (cores_per_node) counts more
+					log.Warn(detect.EnvCores+" counts more CPUs than the pool may run on: "+hint, "cores", len(node.CPUs))
+				}
+			}
+			if os.Getenv(detect.EnvCores) != "" {
+				hint = "" // the layout used the override, not the mask
+			}
 			if err != nil {
+				if hint != "" {
+					return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v; %s", len(node.CPUs), node.MemoryGB, err, hint)
+				}
 				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
+			}
+			if hint != "" && layout.CutByMask() {
+				log.Warn("fewer slots than configured: "+hint, "slots", len(layout.Slots), "limited_by", layout.LimitedBy)
 			}
 			host, _ := os.Hostname()
 			name := c.String("node")
