@@ -209,12 +209,9 @@ func Run(ctx context.Context, opt Options) error {
 	return runErr
 }
 
-func retriesDefault(cfg *config.Config) int {
-	if cfg.Executor.Retries > 0 {
-		return cfg.Executor.Retries
-	}
-	return config.DefaultRetries
-}
+// retriesDefault is executor.retries, 0 included: the config has applied
+// the default when the key was absent.
+func retriesDefault(cfg *config.Config) int { return cfg.Executor.Retries }
 
 func metaInt(j *journal.Journal, key string) int {
 	v, err := j.Meta(key)
