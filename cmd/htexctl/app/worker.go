@@ -106,7 +106,9 @@ func workerCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			err = p.Run(ctx)
+			zsock.Flush(time.Second) // the goodbye of a terminated pool leaves before exit
+			if err != nil && !errors.Is(err, context.Canceled) {
 				if errors.Is(err, zsock.ErrHandshake) {
 					return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
 						poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
