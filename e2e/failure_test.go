@@ -53,11 +53,29 @@ func TestDiskFullJournal(t *testing.T) {
 
 	t0 := time.Now()
 	filler := fill(t, mnt)
+	// A submission whose batch is the one that fails waits for the write
+	// (its tasks may yet be committed); those after it are refused at once.
+	answers := make(chan string, 20)
 	refused := ""
 	for i := 0; i < 20 && refused == ""; i++ {
-		_, stderr, rc := d.Run("submit", "--array", "1-200", "--", "true")
-		if rc != 0 && strings.Contains(stderr, "disk full") {
-			refused = stderr
+		go func() {
+			_, stderr, rc := d.Run("submit", "--array", "1-200", "--", "true")
+			if rc != 0 {
+				answers <- stderr
+			}
+		}()
+		timeout := time.After(time.Second)
+	wait:
+		for {
+			select {
+			case a := <-answers:
+				if strings.Contains(a, "disk full") {
+					refused = a
+					break wait
+				}
+			case <-timeout:
+				break wait
+			}
 		}
 	}
 	if refused == "" {
@@ -98,7 +116,8 @@ func TestDiskFullJournal(t *testing.T) {
 
 	// Full again: stop must still end the daemon within its stop grace.
 	fill(t, mnt)
-	d.Run("submit", "--array", "1-200", "--", "true")
+	go d.Run("submit", "--array", "1-200", "--", "true")
+	time.Sleep(time.Second)
 	start := time.Now()
 	d.Run("stop", "--no-wait")
 	if !d.WaitExit(20 * time.Second) {

@@ -36,6 +36,18 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
+			if os.Getenv(worker.SupervisedEnv) == "" {
+				// The process the batch script started supervises the
+				// pool, so that no task outlives it (worker/supervise.go).
+				code, err := worker.Supervise(os.Args)
+				if err != nil {
+					return failure("worker: %v", err)
+				}
+				if code != 0 {
+					return cli.Exit("", code)
+				}
+				return nil
+			}
 			dir, err := resolveRunDir(c, "htex")
 			if err != nil {
 				return usageError("%v", err)

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/htex/htex/internal/testenv"
+)
+
+// TestSecondDaemonRefused: a second `serve` on a run directory that a
+// daemon serves, started in another PID namespace (as from a container),
+// is refused with the holder named, and leaves the first daemon's tasks,
+// connection file and journal alone.
+func TestSecondDaemonRefused(t *testing.T) {
+	testenv.Integration(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		testenv.SkipOrFail(t, "unshare (util-linux) not found")
+	}
+	d := testenv.StartDaemon(t, failureConfig)
+	marks := t.TempDir()
+	job := d.Submit("--array", "1-4", "--shell", "--", "echo start >> "+marks+"/{}; sleep 3; echo end >> "+marks+"/{}")
+	connBefore, _ := os.ReadFile(filepath.Join(d.RunDir, "connection.json"))
+
+	cmd := exec.Command("unshare", "-p", "-f", "--mount-proc", d.Bin, "serve", "--config", d.Config, "--run-dir", d.RunDir)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("second daemon (other PID namespace) still running after 30 s: it was not refused\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("second daemon exited 0\n%s", out)
+	}
+	if !strings.Contains(string(out), "held by another daemon") || !strings.Contains(string(out), "pid "+strconv.Itoa(d.Pid())) {
+		t.Fatalf("refusal does not name the holder (pid %d):\n%s", d.Pid(), out)
+	}
+	if connAfter, _ := os.ReadFile(filepath.Join(d.RunDir, "connection.json")); string(connAfter) != string(connBefore) {
+		t.Fatal("the refused daemon rewrote connection.json")
+	}
+	if rc := d.WaitJob(job); rc != 0 {
+		t.Fatalf("first daemon's job: rc %d", rc)
+	}
+	for i := 1; i <= 4; i++ {
+		b, _ := os.ReadFile(filepath.Join(marks, strconv.Itoa(i)))
+		if strings.Count(string(b), "start") != 1 {
+			t.Errorf("task %d ran %d times", i, strings.Count(string(b), "start"))
+		}
+	}
+}
+
+// TestStalePidFileDoesNotBlock: a pid file (and a lease of this host)
+// naming a live process that is not a daemon — with "serve" in its command
+// line — does not keep a new daemon out: the kernel lock is free.
+func TestStalePidFileDoesNotBlock(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemon(t, failureConfig)
+	d.Kill9()
+	impostor := exec.Command("sh", "-c", "sleep 300 # serve")
+	if err := impostor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { impostor.Process.Kill(); impostor.Wait() })
+	os.WriteFile(filepath.Join(d.RunDir, "daemon.pid"), []byte(strconv.Itoa(impostor.Process.Pid)+"\n"), 0o600)
+	d.Start() // fails the test if the new daemon does not come up
+	job := d.Submit("--", "true")
+	if rc := d.WaitJob(job); rc != 0 {
+		t.Fatalf("job on the restarted daemon: rc %d", rc)
+	}
+}
