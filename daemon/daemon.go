@@ -394,5 +394,3 @@ func newProvider(cfg *config.Config) (providers.Provider, error) {
 	}
 	return nil, fmt.Errorf("provider.kind %q: want local, slurm or pbs", cfg.Provider.Kind)
 }
-
-var errHalted = errors.New("halted")
