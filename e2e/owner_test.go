@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/htex/htex/internal/testenv"
+	"github.com/htex/htex/journal"
 )
 
 // TestSecondDaemonRefused: a second `serve` on a run directory that a
@@ -75,5 +77,37 @@ func TestStalePidFileDoesNotBlock(t *testing.T) {
 	job := d.Submit("--", "true")
 	if rc := d.WaitJob(job); rc != 0 {
 		t.Fatalf("job on the restarted daemon: rc %d", rc)
+	}
+}
+
+// TestOtherHostLeaseRefused: a fresh lease of a daemon on another host
+// (whose kernel lock this host cannot see) keeps `serve` out, with the
+// holder named; once the lease has expired, serve takes over.
+func TestOtherHostLeaseRefused(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemon(t, failureConfig)
+	d.Stop()
+	jr, err := journal.Open(filepath.Join(d.RunDir, "htex.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setLease := func(beat time.Time) {
+		raw, _ := jr.Meta("lease")
+		l := fmt.Sprintf(`{"host":"login-elsewhere","boot_id":"other-boot","pid":4711,"token":"t-%d","since":"2026-01-01T00:00:00Z","heartbeat":%q}`,
+			beat.UnixNano(), beat.UTC().Format(time.RFC3339Nano))
+		if _, ok, err := jr.SwapMeta("lease", raw, l); err != nil || !ok {
+			t.Fatalf("write lease: %v %v", ok, err)
+		}
+	}
+	setLease(time.Now())
+	out, err := exec.Command(d.Bin, "serve", "--config", d.Config, "--run-dir", d.RunDir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "login-elsewhere") || !strings.Contains(string(out), "pid 4711") {
+		t.Fatalf("serve with another host's fresh lease: err %v\n%s", err, out)
+	}
+	setLease(time.Now().Add(-2 * time.Minute)) // expired
+	jr.Close()
+	d.Start()
+	if rc := d.WaitJob(d.Submit("--", "true")); rc != 0 {
+		t.Fatalf("job after taking over an expired lease: rc %d", rc)
 	}
 }
