@@ -59,6 +59,7 @@ type daemon struct {
 	loopDone chan struct{}
 	stopLoop context.CancelFunc
 	closers  []func() // undone in reverse order by close
+	lost     bool     // another daemon took the lease: leave its things alone
 }
 
 // Run serves until ctx ends, a client asks to stop, or the interchange
@@ -145,9 +146,17 @@ func (d *daemon) own() error {
 	if err := takeLease(jr, dir, d.me, locked, d.log.Info); err != nil {
 		return err
 	}
-	d.onClose(func() { releaseLease(jr, d.me) })
+	d.onClose(func() {
+		if !d.lost {
+			releaseLease(jr, d.me)
+		}
+	})
 	writePidFile(dir)
-	d.onClose(func() { os.Remove(filepath.Join(dir, rundir.PidFile)) })
+	d.onClose(func() {
+		if !d.lost {
+			os.Remove(filepath.Join(dir, rundir.PidFile))
+		}
+	})
 	if d.opt.NoJournal {
 		jr.DiscardWrites()
 	}
@@ -237,7 +246,11 @@ func (d *daemon) publish(serverKeys rundir.KeyPair) error {
 	if err := rundir.WriteConnection(d.opt.RunDir, d.conn); err != nil {
 		return err
 	}
-	d.onClose(func() { rundir.RemoveConnection(d.opt.RunDir) })
+	d.onClose(func() {
+		if !d.lost { // else it is the new owner's
+			rundir.RemoveConnection(d.opt.RunDir)
+		}
+	})
 	return nil
 }
 
@@ -258,16 +271,24 @@ func (d *daemon) serve(ctx context.Context) error {
 	d.loopDone = make(chan struct{})
 	go func() { defer close(d.loopDone); d.blocks.run(loopCtx) }()
 	leaseCtx, stopLease := context.WithCancel(context.Background())
-	d.onClose(stopLease)
+	leaseDone := make(chan struct{})
+	d.onClose(func() { stopLease(); <-leaseDone })
 	lost := make(chan string, 1)
-	go keepLease(leaseCtx, d.jr, d.me, func(why string) { lost <- why }, d.log.Warn)
+	go func() {
+		defer close(leaseDone)
+		keepLease(leaseCtx, d.jr, d.me, func(why string) { lost <- why }, d.log.Warn)
+	}()
 
 	select {
 	case <-ctx.Done():
 		d.log.Info("signal received: stopping")
 	case <-d.ix.StopRequested():
 	case why := <-lost:
-		d.log.Error("lost the run directory: stopping", "why", why)
+		// Another daemon owns the run directory now, and with it the
+		// blocks, pools and connection file: leave them to it.
+		d.lost = true
+		d.jr.DiscardWrites() // the journal is the new owner's to write
+		d.log.Error("lost the run directory: stopping without touching its blocks", "why", why)
 		return fmt.Errorf("%s: %w: %s", d.opt.RunDir, ErrHeld, why)
 	case err := <-d.ixDone:
 		d.ixDone <- err
@@ -286,8 +307,10 @@ func (d *daemon) shutdown(runErr error) error {
 	if runErr == nil {
 		d.drainTasks()
 	}
-	d.shutdownPools()
-	d.cancelBlocks()
+	if !d.lost {
+		d.shutdownPools()
+		d.cancelBlocks()
+	}
 	if err := d.stopInterchange(); err != nil && runErr == nil {
 		runErr = err
 	}

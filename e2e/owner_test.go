@@ -111,3 +111,32 @@ func TestOtherHostLeaseRefused(t *testing.T) {
 		t.Fatalf("job after taking over an expired lease: rc %d", rc)
 	}
 }
+
+// TestLostLeaseStops: a daemon whose lease another daemon has taken (here
+// written by hand, as a daemon of another host would after the lease
+// expired) stops at its next renewal, and leaves the connection file to
+// the new owner.
+func TestLostLeaseStops(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemon(t, failureConfig)
+	jr, err := journal.Open(filepath.Join(d.RunDir, "htex.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := jr.Meta("lease")
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	other := `{"host":"login-elsewhere","boot_id":"b","pid":4711,"token":"theirs","since":"` + now + `","heartbeat":"` + now + `"}`
+	if _, ok, err := jr.SwapMeta("lease", raw, other); err != nil || !ok {
+		t.Fatalf("take the lease: %v %v", ok, err)
+	}
+	jr.Close()
+	if !d.WaitExit(30 * time.Second) {
+		t.Fatalf("daemon still running 30 s after its lease was taken\n%s", testenv.Tail(d.Log(), 2000))
+	}
+	if !strings.Contains(d.Log(), "lost the run directory") || !strings.Contains(d.Log(), "login-elsewhere") {
+		t.Errorf("log does not say who took the run directory:\n%s", testenv.Tail(d.Log(), 2000))
+	}
+	if _, err := os.Stat(filepath.Join(d.RunDir, "connection.json")); err != nil {
+		t.Errorf("connection.json removed by the daemon that lost the run directory: %v", err)
+	}
+}
