@@ -69,7 +69,8 @@ func readRuns(t *testing.T, path string) map[int][]*run {
 
 // TestChaos: while 3000 tasks run and log each attempt, the daemon is
 // killed with SIGKILL and restarted, pools are killed with SIGKILL and
-// stopped with SIGSTOP (for less than the heartbeat threshold). At the end
+// stopped with SIGSTOP (for less and for more than the heartbeat
+// threshold). At the end
 // every task has succeeded, none is lost, no task ran twice at the same
 // time, the journal passes PRAGMA integrity_check, and no task process is
 // left after stop.
@@ -82,7 +83,7 @@ func TestChaos(t *testing.T) {
 		`; if [ $((HTEX_ARRAY_INDEX % 4)) = 0 ]; then sleep 0.4; fi; echo "$HTEX_TASK_ID e ${EPOCHREALTIME/./} $$" >> ` + logPath
 	job := d.Submit("--array", "1-"+strconv.Itoa(n), "--retries", "20", "--", "bash", "-c", script)
 
-	var poolKills []int64 // µs
+	var poolKills []int64 // µs: when an attempt may have been ended by a pool kill or a long pool stop
 	kills, stops, restarts := 0, 0, 0
 	chaosEnd := time.Now().Add(60 * time.Second)
 	for i := 0; time.Now().Before(chaosEnd); i++ {
@@ -97,9 +98,18 @@ func TestChaos(t *testing.T) {
 			poolKills = append(poolKills, time.Now().UnixMicro())
 			kills++
 		case i%3 == 1 && len(pools) > 0:
+			// Alternately shorter and longer than the heartbeat threshold
+			// (4 s): a long stop makes the interchange retry the pool's
+			// tasks, and its supervisor kill them (worker/supervise.go).
 			p := pools[len(pools)-1]
+			hold := 1500 * time.Millisecond
+			if stops%2 == 1 {
+				hold = 5 * time.Second
+				// Frozen within one poll of the supervisor: by 1 s at most.
+				poolKills = append(poolKills, time.Now().Add(time.Second).UnixMicro())
+			}
 			syscall.Kill(p, syscall.SIGSTOP)
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(hold)
 			syscall.Kill(p, syscall.SIGCONT)
 			stops++
 		case i%3 == 2:
@@ -131,7 +141,7 @@ func TestChaos(t *testing.T) {
 		done := false
 		for k, r := range rs {
 			end := r.end
-			if end == 0 { // killed with its pool: it ended at the next pool kill
+			if end == 0 { // killed with its pool: it ended at the next pool kill or long stop
 				for _, at := range poolKills {
 					if at >= r.start {
 						end = at

@@ -112,3 +112,43 @@ func statOfPid(pid int) (ppid int, state byte, ok bool) {
 	ppid, err = strconv.Atoi(f[1])
 	return ppid, f[0][0], err == nil
 }
+
+// TestStoppedPoolFreezesItsTasks: a pool stopped with SIGSTOP stops
+// heartbeating and its tasks are run again elsewhere after the heartbeat
+// threshold; its own task processes are stopped with it, and killed once
+// the threshold has passed, so that no task runs beside its retry.
+func TestStoppedPoolFreezesItsTasks(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemon(t, failureConfig+"init_blocks = 1\nmax_blocks = 2\n[strategy]\nperiod = 1\n")
+	pidsFile := filepath.Join(t.TempDir(), "pids")
+	job := d.Submit("--array", "1-2", "--shell", "--", "echo $$ >> "+pidsFile+"; sleep 8")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(taskPids(t, pidsFile)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	first := taskPids(t, pidsFile)
+	if len(first) < 2 {
+		t.Fatalf("tasks recorded %v, want 2 pids", first)
+	}
+	pool, _, _ := statOfPid(first[0])
+	syscall.Kill(pool, syscall.SIGSTOP)
+	defer syscall.Kill(pool, syscall.SIGCONT)
+	time.Sleep(time.Second)
+	for _, pid := range first {
+		if _, st, ok := statOfPid(pid); ok && st != 'T' {
+			t.Errorf("task %d is in state %c one second after its pool stopped, want T (stopped)", pid, st)
+		}
+	}
+	if alive := waitGone(first, 10*time.Second); len(alive) > 0 {
+		t.Fatalf("tasks %v of a pool stopped past the heartbeat threshold still exist", alive)
+	}
+	syscall.Kill(pool, syscall.SIGCONT)
+	if rc := d.WaitJob(job); rc != 0 {
+		t.Fatalf("job after the stopped pool: rc %d\n%s", rc, testenv.Tail(d.Log(), 2000))
+	}
+	for _, r := range d.Results(job) {
+		if r.State != "succeeded" || r.Attempts < 2 {
+			t.Errorf("task %d: %s after %d attempts, want succeeded on a retry", r.TaskID, r.State, r.Attempts)
+		}
+	}
+}

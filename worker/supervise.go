@@ -14,6 +14,14 @@ package worker
 //     the pool exits, however it exits, the supervisor kills every process
 //     still below it and then exits with the pool's status.
 //
+// A pool that is stopped (SIGSTOP, a debugger) stops heartbeating, and the
+// interchange runs its tasks again elsewhere once heartbeat_threshold has
+// passed; its tasks, separate processes, would go on running beside their
+// retries. The supervisor sees the pool stop (waitid(2), WSTOPPED) and
+// stops every task process with it; if the pool stays stopped for the
+// threshold, the supervisor kills them (their retries are under way); if
+// it continues earlier, so do they (stopState).
+//
 // The supervisor forwards SIGTERM, SIGINT and SIGHUP to the pool, and the
 // pool has PR_SET_PDEATHSIG = SIGKILL: if the supervisor itself is killed,
 // the pool and its task leaders die too (only processes that left both
@@ -42,8 +50,9 @@ const SupervisedEnv = "HTEX_POOL_SUPERVISED"
 
 // Supervise runs argv (this binary's own command line) again as the pool,
 // and returns the exit status to exit with once the pool and every process
-// below it are gone.
-func Supervise(argv []string) (int, error) {
+// below it are gone. stoppedLimit is how long the pool may stay stopped
+// before its tasks are killed: the run's heartbeat_threshold.
+func Supervise(argv []string, stoppedLimit time.Duration) (int, error) {
 	// Pdeathsig is tied to the thread that forks: keep this one.
 	runtime.LockOSThread()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -67,15 +76,19 @@ func Supervise(argv []string) (int, error) {
 	pool := cmd.Process.Pid
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
-	reap := time.NewTicker(2 * time.Second)
-	defer reap.Stop()
-	for {
+	tick := time.NewTicker(stopPoll)
+	defer tick.Stop()
+	var stops stopState
+	for n := 0; ; n++ {
 		select {
 		case s := <-sigs:
 			cmd.Process.Signal(s)
 			continue
-		case <-reap.C: // orphans that ended while the pool runs
-			reapZombies(pool)
+		case now := <-tick.C:
+			applyStop(pool, stops.step(poolStopEvent(pool), now, stoppedLimit))
+			if n%8 == 0 { // orphans that ended while the pool runs
+				reapZombies(pool)
+			}
 			continue
 		case err = <-waited:
 		}
@@ -93,6 +106,118 @@ func Supervise(argv []string) (int, error) {
 		return ee.ExitCode(), nil
 	}
 	return 1, err
+}
+
+// stopPoll is how often the supervisor looks whether the pool stopped.
+const stopPoll = 250 * time.Millisecond
+
+// si_code values of a SIGCHLD for a stopped and a continued child
+// (CLD_STOPPED, CLD_CONTINUED: sigaction(2), include/uapi/asm-generic/siginfo.h).
+const (
+	cldStopped   = 5
+	cldContinued = 6
+)
+
+type stopEvent int
+
+const (
+	noStopEvent stopEvent = iota
+	poolStopped
+	poolContinued
+)
+
+type stopAction int
+
+const (
+	leaveTasks  stopAction = iota
+	freezeTasks            // SIGSTOP every task process
+	thawTasks              // SIGCONT them
+	killTasks              // SIGKILL them: the interchange has retried them
+)
+
+// stopState follows whether the pool is stopped. It is pure: events and
+// the clock come in, what to do with the tasks goes out.
+type stopState struct {
+	stoppedAt time.Time // zero while the pool runs
+	killed    bool      // the tasks of this stop were killed
+}
+
+func (s *stopState) step(ev stopEvent, now time.Time, limit time.Duration) stopAction {
+	switch ev {
+	case poolStopped:
+		if s.stoppedAt.IsZero() {
+			s.stoppedAt, s.killed = now, false
+			return freezeTasks
+		}
+	case poolContinued:
+		wasKilled := s.killed
+		s.stoppedAt, s.killed = time.Time{}, false
+		if !wasKilled {
+			return thawTasks
+		}
+		return leaveTasks
+	}
+	if !s.stoppedAt.IsZero() && !s.killed && now.Sub(s.stoppedAt) >= limit {
+		s.killed = true
+		return killTasks
+	}
+	return leaveTasks
+}
+
+// poolStopEvent asks the kernel, without waiting, whether the pool has
+// stopped or continued since the last call.
+func poolStopEvent(pool int) stopEvent {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pool, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil)
+	if err != nil || info.Signo != int32(unix.SIGCHLD) {
+		return noStopEvent
+	}
+	switch info.Code {
+	case cldStopped:
+		return poolStopped
+	case cldContinued:
+		return poolContinued
+	}
+	return noStopEvent
+}
+
+// applyStop signals every process below the supervisor except the pool.
+func applyStop(pool int, a stopAction) {
+	sig := map[stopAction]unix.Signal{freezeTasks: unix.SIGSTOP, thawTasks: unix.SIGCONT, killTasks: unix.SIGKILL}[a]
+	if sig == 0 {
+		return
+	}
+	for _, pid := range descendants() {
+		if pid != pool {
+			unix.Kill(pid, sig)
+		}
+	}
+}
+
+// descendants lists every process below this one.
+func descendants() []int {
+	kids := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := statOf(pid); ok {
+			kids[ppid] = append(kids[ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{os.Getpid()}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range kids[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 // children lists the pids whose parent is this process.

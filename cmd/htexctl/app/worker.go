@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/htex/htex/config"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/pinning/detect"
@@ -39,7 +40,7 @@ func workerCommand() *cli.Command {
 			if os.Getenv(worker.SupervisedEnv) == "" {
 				// The process the batch script started supervises the
 				// pool, so that no task outlives it (worker/supervise.go).
-				code, err := worker.Supervise(os.Args)
+				code, err := worker.Supervise(os.Args, stoppedLimit(c))
 				if err != nil {
 					return failure("worker: %v", err)
 				}
@@ -130,4 +131,16 @@ func workerCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// stoppedLimit is how long a stopped pool's tasks stay stopped before the
+// supervisor kills them: the run's heartbeat threshold, after which the
+// interchange runs them again elsewhere.
+func stoppedLimit(c *cli.Context) time.Duration {
+	if dir, err := resolveRunDir(c, "htex"); err == nil {
+		if conn, err := rundir.ReadConnection(dir); err == nil && conn.Pool.HeartbeatThreshMS > 0 {
+			return time.Duration(conn.Pool.HeartbeatThreshMS) * time.Millisecond
+		}
+	}
+	return config.DefaultHeartbeatThreshold
 }
