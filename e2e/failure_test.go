@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,17 +116,48 @@ func TestDiskFullJournal(t *testing.T) {
 		}
 	}
 
-	// Full again: stop must still end the daemon within its stop grace.
-	fill(t, mnt)
-	go d.Run("submit", "--array", "1-200", "--", "true")
-	time.Sleep(time.Second)
-	start := time.Now()
-	d.Run("stop", "--no-wait")
-	if !d.WaitExit(20 * time.Second) {
-		t.Fatalf("daemon still running 20 s after stop on a full disk\n%s", testenv.Tail(d.Log(), 3000))
+	// Full again: `htexctl stop`, then (after a restart) SIGTERM, must
+	// still end the daemon within its stop grace and cancel its block.
+	for _, how := range []string{"htexctl stop", "SIGTERM"} {
+		blocks := d.Status().Blocks
+		filler := fill(t, mnt)
+		go d.Run("submit", "--array", "1-200", "--", "true")
+		time.Sleep(time.Second)
+		start := time.Now()
+		if how == "SIGTERM" {
+			syscall.Kill(d.Pid(), syscall.SIGTERM)
+		} else {
+			d.Run("stop", "--no-wait")
+		}
+		if !d.WaitExit(20 * time.Second) {
+			t.Fatalf("daemon still running 20 s after %s on a full disk\n%s", how, testenv.Tail(d.Log(), 3000))
+		}
+		t.Logf("%s ended the daemon in %s on a full disk", how, time.Since(start).Round(time.Millisecond))
+		for _, b := range blocks {
+			if pid, err := strconv.Atoi(b.JobID); err == nil && b.State == "running" {
+				if alive := waitGroupGone(pid, 10*time.Second); alive {
+					t.Errorf("block %d (process group %d) still runs after %s", b.ID, pid, how)
+				}
+			}
+		}
+		os.Remove(filler)
+		if how == "htexctl stop" {
+			d.Start()
+		}
 	}
-	t.Logf("stopped in %s on a full disk", time.Since(start).Round(time.Millisecond))
 	if _, err := os.Stat(filepath.Join(mnt, "run", "connection.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("connection.json left behind after stop: %v", err)
 	}
+}
+
+// waitGroupGone waits for a process group to end; true if it still exists.
+func waitGroupGone(pgid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
