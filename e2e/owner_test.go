@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,10 +69,11 @@ func TestStalePidFileDoesNotBlock(t *testing.T) {
 	d := testenv.StartDaemon(t, failureConfig)
 	d.Kill9()
 	impostor := exec.Command("sh", "-c", "sleep 300 # serve")
+	impostor.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its sleep goes with it
 	if err := impostor.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { impostor.Process.Kill(); impostor.Wait() })
+	t.Cleanup(func() { syscall.Kill(-impostor.Process.Pid, syscall.SIGKILL); impostor.Wait() })
 	os.WriteFile(filepath.Join(d.RunDir, "daemon.pid"), []byte(strconv.Itoa(impostor.Process.Pid)+"\n"), 0o600)
 	d.Start() // fails the test if the new daemon does not come up
 	job := d.Submit("--", "true")
