@@ -16,11 +16,14 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	e, pr, s := &c.Executor, &c.Provider, &c.Strategy
 
+	if strings.TrimSpace(e.Label) == "" {
+		bad("executor.label %q: must not be empty (leave it out for %q)", e.Label, DefaultLabel)
+	}
 	if e.MaxWorkersPerNode < 0 {
 		bad("executor.max_workers_per_node %d: must be >= 0 (0 = unlimited)", e.MaxWorkersPerNode)
 	}
 	if e.CoresPerWorker <= 0 {
-		bad("executor.cores_per_worker %g: must be > 0", e.CoresPerWorker)
+		bad("executor.cores_per_worker %g: must be > 0 (leave it out for 1)", e.CoresPerWorker)
 	}
 	if e.MemPerWorker < 0 {
 		bad("executor.mem_per_worker %g: must be >= 0", e.MemPerWorker)
@@ -56,7 +59,7 @@ func (c *Config) Validate() error {
 		bad("executor.prefetch_capacity %d: must be >= 0", e.PrefetchCapacity)
 	}
 	if e.HeartbeatPeriod <= 0 {
-		bad("executor.heartbeat_period %s: must be > 0", e.HeartbeatPeriod.D())
+		bad("executor.heartbeat_period %s: must be > 0 (leave it out for %s)", e.HeartbeatPeriod.D(), DefaultHeartbeatPeriod)
 	}
 	if e.HeartbeatThreshold <= e.HeartbeatPeriod {
 		bad("executor.heartbeat_threshold %s: must be greater than heartbeat_period %s", e.HeartbeatThreshold.D(), e.HeartbeatPeriod.D())
@@ -131,6 +134,10 @@ func (c *Config) Validate() error {
 		bad("provider.cpus_per_node %d: must be >= 0", pr.CPUsPerNode)
 	}
 
+	if pr.Kind == "pbs" && pr.Place == "" {
+		bad("provider.place %q: want a PBS place such as scatter, pack or free (leave it out for scatter)", pr.Place)
+	}
+
 	switch s.Kind {
 	case "none", "simple", "htex_auto_scale":
 	default:
@@ -140,7 +147,7 @@ func (c *Config) Validate() error {
 		bad("strategy.max_idletime %s: must be >= 0", s.MaxIdletime.D())
 	}
 	if s.Period <= 0 {
-		bad("strategy.period %s: must be > 0", s.Period.D())
+		bad("strategy.period %s: must be > 0 (leave it out for %s)", s.Period.D(), DefaultStrategyPeriod)
 	}
 	if s.MaxBlockFailures < 1 {
 		bad("strategy.max_block_failures %d: must be >= 1", s.MaxBlockFailures)

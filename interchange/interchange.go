@@ -92,9 +92,10 @@ type Interchange struct {
 	clientPort int
 	workerPort int
 
-	cmds chan func()
-	stop chan struct{}
-	once sync.Once
+	cmds    chan func()
+	stop    chan struct{}
+	once    sync.Once
+	stopped chan struct{} // closed when Run returns
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -115,7 +116,8 @@ func New(opt Options) (*Interchange, error) {
 	if opt.BindHost == "" {
 		opt.BindHost = "*"
 	}
-	ix := &Interchange{opt: opt, log: opt.Log, cmds: make(chan func(), 64), stop: make(chan struct{})}
+	ix := &Interchange{opt: opt, log: opt.Log, cmds: make(chan func(), 64), stop: make(chan struct{}),
+		stopped: make(chan struct{})}
 	var csec, wsec *zsock.ServerSecurity
 	if opt.Encrypted {
 		csec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainClient}
@@ -135,13 +137,19 @@ func New(opt Options) (*Interchange, error) {
 	wakeSeq.n++
 	ep := fmt.Sprintf("inproc://htex-wake-%d", wakeSeq.n)
 	wakeSeq.Unlock()
-	ix.wakeRecv, _ = zmq.NewSocket(zmq.PULL)
+	if ix.wakeRecv, err = zmq.NewSocket(zmq.PULL); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
 	ix.wakeRecv.SetLinger(0)
 	if err := ix.wakeRecv.Bind(ep); err != nil {
 		ix.closeSockets()
 		return nil, fmt.Errorf("wake socket: %w", err)
 	}
-	ix.wakeSend, _ = zmq.NewSocket(zmq.PUSH)
+	if ix.wakeSend, err = zmq.NewSocket(zmq.PUSH); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
 	ix.wakeSend.SetLinger(0)
 	ix.wakeSend.SetSndhwm(1)
 	if err := ix.wakeSend.Connect(ep); err != nil {
@@ -152,7 +160,16 @@ func New(opt Options) (*Interchange, error) {
 	return ix, nil
 }
 
+// closeLinger is how long replies and shutdown messages still queued when
+// the loop ends keep being sent after their socket closes.
+const closeLinger = time.Second
+
 func (ix *Interchange) closeSockets() {
+	for _, s := range []*zmq.Socket{ix.clientSock, ix.workerSock} {
+		if s != nil {
+			s.SetLinger(closeLinger)
+		}
+	}
 	for _, s := range []*zmq.Socket{ix.clientSock, ix.workerSock, ix.wakeRecv, ix.wakeSend} {
 		if s != nil {
 			s.Close()
@@ -183,13 +200,24 @@ func (ix *Interchange) wake() {
 	ix.wakeMu.Unlock()
 }
 
-// Do runs f on the loop goroutine and waits for it (or ctx).
+// ErrStopped is returned by Do once Run has returned.
+var ErrStopped = errors.New("interchange: stopped")
+
+// Do runs f on the loop goroutine and waits for it, for ctx, or for the
+// loop to end (ErrStopped): it never blocks on a loop that is gone.
 func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
 	done := make(chan struct{})
+	select {
+	case <-ix.stopped:
+		return ErrStopped
+	default:
+	}
 	select {
 	case ix.cmds <- func() { f(&State{s: ix.st}); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-ix.stopped:
+		return ErrStopped
 	}
 	ix.wake()
 	select {
@@ -197,8 +225,13 @@ func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-ix.stopped:
+		return ErrStopped
 	}
 }
+
+// Stopped is closed when Run has returned.
+func (ix *Interchange) Stopped() <-chan struct{} { return ix.stopped }
 
 // Restore loads unfinished tasks and job counters from the journal before
 // Run (daemon restart).
@@ -208,6 +241,7 @@ func (ix *Interchange) Restore() error {
 
 // Run serves until ctx is cancelled or a fatal journal error occurs.
 func (ix *Interchange) Run(ctx context.Context) error {
+	defer close(ix.stopped)
 	defer ix.closeSockets()
 	w := newWriter(ix.opt.Journal, ix.wake)
 	go w.run()

@@ -88,14 +88,15 @@ type state struct {
 	holding   bool
 	holdUntil time.Time
 
-	writer    *writer
-	pending   *journal.Batch
-	posts     []post
-	lastTick  time.Time
-	jobsDirty map[uint64]bool
-	watched   map[uint64]*job     // jobs with at least one watcher
-	acks      map[string][]uint64 // committed Results messages to acknowledge, per pool
-	lastAcks  time.Time
+	writer     *writer
+	journalErr *journal.WriteError // set while a batch cannot be written (writer.go)
+	pending    *journal.Batch
+	posts      []post
+	lastTick   time.Time
+	jobsDirty  map[uint64]bool
+	watched    map[uint64]*job     // jobs with at least one watcher
+	acks       map[string][]uint64 // committed Results messages to acknowledge, per pool
+	lastAcks   time.Time
 }
 
 func newState(ix *Interchange) *state {

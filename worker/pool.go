@@ -107,7 +107,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer sock.Close()
 
 	wakeEP := fmt.Sprintf("inproc://htex-pool-wake-%d", wakeSeq.Add(1))
-	wake, _ := zmq.NewSocket(zmq.PULL)
+	wake, err := zmq.NewSocket(zmq.PULL)
+	if err != nil {
+		return fmt.Errorf("wake socket: %w", err)
+	}
 	wake.SetLinger(0)
 	if err := wake.Bind(wakeEP); err != nil {
 		return err
@@ -233,7 +236,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				sendResults(out.add(batch, now))
 			}
 			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
-			time.Sleep(100 * time.Millisecond) // let the goodbye leave before the socket closes
+			sock.SetLinger(time.Second) // the goodbye leaves after Close (zsock.Flush at exit)
 			return ctx.Err()
 		}
 		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))

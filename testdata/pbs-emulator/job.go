@@ -424,8 +424,11 @@ func prepare(j *Job) (*exec.Cmd, func(), error) {
 
 // openStd opens the job's stdout and stderr files, honouring -j oe / eo.
 func openStd(j *Job) (*os.File, *os.File, error) {
+	// O_APPEND: the emulator appends its own lines (the walltime kill) to
+	// the same file while the job may still write, as a mom's spool file
+	// takes both.
 	open := func(p string) (*os.File, error) {
-		return os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		return os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	}
 	switch j.Join {
 	case "oe":

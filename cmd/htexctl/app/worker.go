@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/htex/htex/config"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/pinning/detect"
@@ -36,6 +37,18 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
+			if os.Getenv(worker.SupervisedEnv) == "" {
+				// The process the batch script started supervises the
+				// pool, so that no task outlives it (worker/supervise.go).
+				code, err := worker.Supervise(os.Args, stoppedLimit(c))
+				if err != nil {
+					return failure("worker: %v", err)
+				}
+				if code != 0 {
+					return cli.Exit("", code)
+				}
+				return nil
+			}
 			dir, err := resolveRunDir(c, "htex")
 			if err != nil {
 				return usageError("%v", err)
@@ -130,7 +143,9 @@ func workerCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			err = p.Run(ctx)
+			zsock.Flush(time.Second) // the goodbye of a terminated pool leaves before exit
+			if err != nil && !errors.Is(err, context.Canceled) {
 				if errors.Is(err, zsock.ErrHandshake) {
 					return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
 						poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
@@ -163,4 +178,16 @@ func poolVendor(ps rundir.PoolSettings, log *slog.Logger) (string, error) {
 	}
 	log.Info("accelerator vendor", "vendor", name, "how", why)
 	return vendor, nil
+}
+
+// stoppedLimit is how long a stopped pool's tasks stay stopped before the
+// supervisor kills them: the run's heartbeat threshold, after which the
+// interchange runs them again elsewhere.
+func stoppedLimit(c *cli.Context) time.Duration {
+	if dir, err := resolveRunDir(c, "htex"); err == nil {
+		if conn, err := rundir.ReadConnection(dir); err == nil && conn.Pool.HeartbeatThreshMS > 0 {
+			return time.Duration(conn.Pool.HeartbeatThreshMS) * time.Millisecond
+		}
+	}
+	return config.DefaultHeartbeatThreshold
 }
