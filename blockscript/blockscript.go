@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -49,6 +50,9 @@ type Data struct {
 	Exclusive                                     bool
 	CoresPerNode                                  int // 0 = not set
 	MemPerNode                                    int // GB, 0 = not set
+	// GPUsPerNode is executor.gpus_per_node when the batch script must ask
+	// for the GPUs itself (--gpus-per-node), else 0 (see gpuRequest).
+	GPUsPerNode int
 
 	// PBS
 	Queue  string
@@ -152,6 +156,7 @@ func NewData(cfg *config.Config, p Params) (*Data, error) {
 		Exclusive:        pr.Exclusive != nil && *pr.Exclusive,
 		CoresPerNode:     pr.CoresPerNode,
 		MemPerNode:       pr.MemPerNode,
+		GPUsPerNode:      gpuRequest(cfg.Executor.GPUsPerNode, pr.SchedulerOptions),
 		Queue:            pr.Queue,
 		Select:           pbsSelect(nodes, pr.CPUsPerNode, pr.SelectOptions),
 		Place:            pr.Place,
@@ -189,6 +194,26 @@ func (d *Data) checkDirectives(kind string) error {
 		}
 	}
 	return nil
+}
+
+// gpuRequestRE matches a GPU request among scheduler_options: --gpus,
+// --gpus-per-node/-task/-socket, -G, or a gres list that names gpu.
+var gpuRequestRE = regexp.MustCompile(`(^|\s)(--gpus(-per-[a-z]+)?[=\s]|-G\s*\S|--gres[=\s]\S*\bgpu\b)`)
+
+// gpuRequest is the --gpus-per-node count a Slurm batch script asks for:
+// executor.gpus_per_node, unless scheduler_options already ask for GPUs
+// (the user's request wins, and sbatch(1) says --gpus-per-node "is
+// mutually exclusive with --gres=gpu"), else 0. A job that does not ask for its GPUs
+// gets none on a shared node, and on an --exclusive one its steps do not
+// get them either: "a job step is allocated all of the generic resources
+// that have been requested by the job, except those implicitly requested
+// when a job is exclusive" (srun(1), --gres, Slurm 22.05). The pool lays
+// out gpus_per_node GPUs, so the job must hold them explicitly.
+func gpuRequest(gpusPerNode int, schedulerOptions string) int {
+	if gpusPerNode <= 0 || gpuRequestRE.MatchString(schedulerOptions) {
+		return 0
+	}
+	return gpusPerNode
 }
 
 // JobName is the scheduler's job name of a block: htex-<label>-<id>, with

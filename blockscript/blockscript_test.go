@@ -69,7 +69,7 @@ worker_init = "export OMP_NUM_THREADS=1"
 var launcherOptions = map[string]string{
 	"single":          "",
 	"simple":          "",
-	"srun":            "--cpu-bind=none",
+	"srun":            "--mpi=none",
 	"mpiexec":         "--cpu-bind depth --depth 64",
 	"mpiexec-openmpi": "--bind-to none",
 	"aprun":           "-cc none",
@@ -155,6 +155,15 @@ func TestRenderDirectives(t *testing.T) {
 			[]string{"#PBS -l select=4:ngpus=4\n", "#PBS -l place=scatter\n"}, []string{"ncpus"}},
 		{"pbs long walltime", "[provider]\nkind = \"pbs\"\nwalltime = \"1-12:00:00\"\n", []string{"#PBS -l walltime=36:00:00\n"}, nil},
 		{"local has no directives", "[provider]\nkind = \"local\"\n", nil, []string{"#SBATCH", "#PBS"}},
+		{"slurm asks for the node's gpus", "[executor]\ngpus_per_node = 8\n[provider]\nkind = \"slurm\"\n",
+			[]string{"#SBATCH --exclusive\n", "#SBATCH --gpus-per-node=8\n"}, nil},
+		{"slurm shared node asks for its gpus too", "[executor]\ngpus_per_node = 2\n[provider]\nkind = \"slurm\"\nexclusive = false\n",
+			[]string{"#SBATCH --gpus-per-node=2\n"}, []string{"--exclusive"}},
+		{"slurm gpus unknown: no request", "[executor]\navailable_accelerators = 4\n[provider]\nkind = \"slurm\"\n",
+			nil, []string{"--gpus"}},
+		{"slurm scheduler_options gpu request wins", "[executor]\ngpus_per_node = 4\n[provider]\nkind = \"slurm\"\nscheduler_options = \"#SBATCH --gres=gpu:a100:4\"\n",
+			[]string{"#SBATCH --gres=gpu:a100:4\n"}, []string{"--gpus-per-node"}},
+		{"pbs never gets a slurm gpu line", "[executor]\ngpus_per_node = 4\n[provider]\nkind = \"pbs\"\n", nil, []string{"--gpus"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -171,6 +180,34 @@ func TestRenderDirectives(t *testing.T) {
 				if strings.Contains(got, n) {
 					t.Errorf("script has %q:\n%s", n, got)
 				}
+			}
+		})
+	}
+}
+
+func TestGPURequest(t *testing.T) {
+	cases := []struct {
+		name    string
+		gpus    int
+		options string
+		want    int
+	}{
+		{"no gpus", 0, "", 0},
+		{"gpus", 4, "", 4},
+		{"other options", 4, "#SBATCH --reservation=r\n#SBATCH --gpu-bind=closest", 4},
+		{"gpus-per-node", 4, "#SBATCH --gpus-per-node=2", 0},
+		{"gpus-per-task", 4, "#SBATCH --gpus-per-task=1", 0},
+		{"gpus total", 4, "#SBATCH --gpus 8", 0},
+		{"short -G", 4, "#SBATCH -G 8", 0},
+		{"gres gpu", 4, "#SBATCH --gres=gpu:4", 0},
+		{"gres list with gpu", 4, "#SBATCH --gres=craynetwork:1,gpu:a100:4", 0},
+		{"gres without gpu", 4, "#SBATCH --gres=craynetwork:1", 4},
+		{"gpu-bind is no request", 4, "#SBATCH --gpu-bind=closest", 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := gpuRequest(c.gpus, c.options); got != c.want {
+				t.Errorf("gpuRequest(%d, %q) = %d, want %d", c.gpus, c.options, got, c.want)
 			}
 		})
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	Executor Executor `toml:"executor"`
 	Provider Provider `toml:"provider"`
 	Strategy Strategy `toml:"strategy"`
+
+	// written holds the keys the file sets ("executor.retries"), so that
+	// an explicit zero is told from an absent key; nil for a Config built
+	// in code, whose zero fields all take their defaults.
+	written map[string]bool
 }
 
 // Executor holds the options of the daemon and of the worker pools.
@@ -46,9 +51,9 @@ type Executor struct {
 	PrefetchCapacity   int      `toml:"prefetch_capacity"`
 	HeartbeatPeriod    Duration `toml:"heartbeat_period"`
 	HeartbeatThreshold Duration `toml:"heartbeat_threshold"`
-	DrainPeriod        Duration `toml:"drain_period"` // 0 = max(60s, 2*heartbeat_period)
-	Retries            int      `toml:"retries"`      // default retry budget of a task
-	OutputTailBytes    int      `toml:"output_tail_bytes"`
+	DrainPeriod        Duration `toml:"drain_period"`      // absent = max(60s, 2*heartbeat_period); 0 = drain only when a pool says so
+	Retries            int      `toml:"retries"`           // default retry budget of a task; absent = 2
+	OutputTailBytes    int      `toml:"output_tail_bytes"` // absent = 64 KiB; 0 = keep no output
 
 	// Network.
 	Address         string `toml:"address"` // advertised address; "" = every non-loopback address
@@ -76,6 +81,11 @@ type Provider struct {
 	LauncherOptions  string   `toml:"launcher_options"`
 	CmdTimeout       Duration `toml:"cmd_timeout"`
 	Template         string   `toml:"template"` // path of a template of the site's own
+	// StatusPollingInterval is how often the scheduler is asked for the
+	// blocks' states (one squeue/qstat call for all of them);
+	// StatusPollingFast is the period while a block changes state.
+	StatusPollingInterval Duration `toml:"status_polling_interval"`
+	StatusPollingFast     Duration `toml:"status_polling_fast"`
 
 	// slurm
 	Account      string `toml:"account"`
@@ -100,6 +110,13 @@ type Strategy struct {
 	MaxIdletime      Duration `toml:"max_idletime"`
 	Period           Duration `toml:"period"`
 	MaxBlockFailures int      `toml:"max_block_failures"`
+	// FailureBackoff is how long the scaler stops submitting after
+	// max_block_failures start failures in a row (doubling while it
+	// goes on failing, up to 8 times).
+	FailureBackoff Duration `toml:"failure_backoff"`
+	// MaxPending cancels a block that no pool of it has joined after this
+	// long, and counts it as failed; 0 = off.
+	MaxPending Duration `toml:"max_pending"`
 }
 
 // Defaults used when a field is absent.
@@ -112,6 +129,13 @@ const (
 	DefaultMaxIdletime        = 120 * time.Second
 	DefaultStrategyPeriod     = 5 * time.Second
 	DefaultMaxBlockFailures   = 3
+	DefaultFailureBackoff     = 10 * time.Minute
+	// DefaultStatusPolling is the status polling interval of a batch
+	// scheduler (Parsl uses 60 s, see scale/poll.go); a local provider's
+	// costs nothing and is polled every DefaultLocalStatusPolling, as
+	// Parsl's LocalProvider is.
+	DefaultStatusPolling      = 30 * time.Second
+	DefaultLocalStatusPolling = 5 * time.Second
 	DefaultCmdTimeout         = 30 * time.Second
 	DefaultWalltime           = "01:00:00"
 )
@@ -157,12 +181,19 @@ func Parse(text string) (*Config, error) {
 		}
 		return nil, &Error{Problems: msgs}
 	}
+	c.written = map[string]bool{}
+	for _, k := range md.Keys() {
+		c.written[k.String()] = true
+	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
+
+// Written reports whether the file set key (dotted, "executor.retries").
+func (c *Config) Written(key string) bool { return c.written[key] }
 
 var typeErr = regexp.MustCompile(`line (\d+) \(last key "([^"]+)"\): incompatible types: TOML value has type (\S+); destination has type (\S+)`)
 
@@ -176,31 +207,37 @@ func Default() *Config {
 }
 
 // ApplyDefaults fills absent fields. It is separate from Validate so that
-// tools can show the effective configuration.
+// tools can show the effective configuration. A value the file wrote, zero
+// included, is never replaced: Validate refuses the zeros that make no
+// sense (cores_per_worker = 0) and the rest mean what their field says
+// (retries = 0: no retry).
 func (c *Config) ApplyDefaults() {
 	e := &c.Executor
-	if e.Label == "" {
+	if e.Label == "" && !c.written["executor.label"] {
 		e.Label = DefaultLabel
 	}
-	if e.CoresPerWorker == 0 {
+	if e.CoresPerWorker == 0 && !c.written["executor.cores_per_worker"] {
 		e.CoresPerWorker = 1
 	}
-	if e.CPUAffinity == "" {
+	if e.CPUAffinity == "" && !c.written["executor.cpu_affinity"] {
 		e.CPUAffinity = "none"
 	}
-	if e.AcceleratorVendor == "" {
+	if e.AcceleratorVendor == "" && !c.written["executor.accelerator_vendor"] {
 		e.AcceleratorVendor = pinning.VendorAuto
 	}
-	if e.HeartbeatPeriod == 0 {
+	if e.HeartbeatPeriod == 0 && !c.written["executor.heartbeat_period"] {
 		e.HeartbeatPeriod = Duration(DefaultHeartbeatPeriod)
 	}
-	if e.HeartbeatThreshold == 0 {
+	if e.HeartbeatThreshold == 0 && !c.written["executor.heartbeat_threshold"] {
 		e.HeartbeatThreshold = Duration(DefaultHeartbeatThreshold)
 	}
-	if e.DrainPeriod == 0 {
+	if e.DrainPeriod == 0 && !c.written["executor.drain_period"] {
 		e.DrainPeriod = Duration(max(60*time.Second, 2*time.Duration(e.HeartbeatPeriod)))
 	}
-	if e.OutputTailBytes == 0 {
+	if e.Retries == 0 && !c.written["executor.retries"] {
+		e.Retries = DefaultRetries
+	}
+	if e.OutputTailBytes == 0 && !c.written["executor.output_tail_bytes"] {
 		e.OutputTailBytes = DefaultOutputTailBytes
 	}
 	if e.Encrypted == nil {
@@ -208,10 +245,10 @@ func (c *Config) ApplyDefaults() {
 		e.Encrypted = &t
 	}
 	p := &c.Provider
-	if p.Kind == "" {
+	if p.Kind == "" && !c.written["provider.kind"] {
 		p.Kind = "local"
 	}
-	if p.NodesPerBlock == 0 {
+	if p.NodesPerBlock == 0 && !c.written["provider.nodes_per_block"] {
 		p.NodesPerBlock = 1
 	}
 	if p.InitBlocks == nil {
@@ -226,13 +263,13 @@ func (c *Config) ApplyDefaults() {
 		one := 1.0
 		p.Parallelism = &one
 	}
-	if p.Walltime == "" {
+	if p.Walltime == "" && !c.written["provider.walltime"] {
 		p.Walltime = DefaultWalltime
 	}
-	if p.CmdTimeout == 0 {
+	if p.CmdTimeout == 0 && !c.written["provider.cmd_timeout"] {
 		p.CmdTimeout = Duration(DefaultCmdTimeout)
 	}
-	if p.Launcher == "" {
+	if p.Launcher == "" && !c.written["provider.launcher"] {
 		switch p.Kind {
 		case "slurm":
 			p.Launcher = "srun"
@@ -246,21 +283,35 @@ func (c *Config) ApplyDefaults() {
 		t := p.Kind == "slurm"
 		p.Exclusive = &t
 	}
-	if p.Place == "" && p.Kind == "pbs" {
+	if p.Place == "" && p.Kind == "pbs" && !c.written["provider.place"] {
 		p.Place = "scatter"
 	}
 	s := &c.Strategy
-	if s.Kind == "" {
+	if s.Kind == "" && !c.written["strategy.kind"] {
 		s.Kind = "simple"
 	}
-	if s.MaxIdletime == 0 {
+	if s.MaxIdletime == 0 && !c.written["strategy.max_idletime"] {
 		s.MaxIdletime = Duration(DefaultMaxIdletime)
 	}
-	if s.Period == 0 {
+	if s.Period == 0 && !c.written["strategy.period"] {
 		s.Period = Duration(DefaultStrategyPeriod)
 	}
-	if s.MaxBlockFailures == 0 {
+	if s.MaxBlockFailures == 0 && !c.written["strategy.max_block_failures"] {
 		s.MaxBlockFailures = DefaultMaxBlockFailures
+	}
+	if s.FailureBackoff == 0 && !c.written["strategy.failure_backoff"] {
+		s.FailureBackoff = Duration(DefaultFailureBackoff)
+	}
+	if p.StatusPollingInterval == 0 && !c.written["provider.status_polling_interval"] {
+		p.StatusPollingInterval = Duration(DefaultStatusPolling)
+		if p.Kind == "local" {
+			p.StatusPollingInterval = Duration(DefaultLocalStatusPolling)
+		}
+	}
+	if p.StatusPollingFast == 0 && !c.written["provider.status_polling_fast"] {
+		// The scaler's period (at least 1 s), never slower than the
+		// steady interval.
+		p.StatusPollingFast = min(max(s.Period, Duration(time.Second)), p.StatusPollingInterval)
 	}
 }
 

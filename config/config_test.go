@@ -61,6 +61,35 @@ parallelism = 0.5
 	}
 }
 
+func TestPollingAndPendingDefaults(t *testing.T) {
+	cases := []struct {
+		name, text         string
+		interval, fast     time.Duration
+		maxPending, backup time.Duration
+	}{
+		{"local", "", 5 * time.Second, 5 * time.Second, 0, 10 * time.Minute},
+		{"slurm", "[provider]\nkind = \"slurm\"", 30 * time.Second, 5 * time.Second, 0, 10 * time.Minute},
+		{"pbs with a fast scaler", "[provider]\nkind = \"pbs\"\n[strategy]\nperiod = 0.2", 30 * time.Second, time.Second, 0, 10 * time.Minute},
+		{"local with a slow scaler", "[strategy]\nperiod = 20", 5 * time.Second, 5 * time.Second, 0, 10 * time.Minute},
+		{"all given", "[provider]\nkind = \"slurm\"\nstatus_polling_interval = \"2m\"\nstatus_polling_fast = 10\n" +
+			"[strategy]\nmax_pending = \"1h\"\nfailure_backoff = \"30m\"", 2 * time.Minute, 10 * time.Second, time.Hour, 30 * time.Minute},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse(c.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, s := cfg.Provider, cfg.Strategy
+			if p.StatusPollingInterval.D() != c.interval || p.StatusPollingFast.D() != c.fast ||
+				s.MaxPending.D() != c.maxPending || s.FailureBackoff.D() != c.backup {
+				t.Errorf("got interval %s fast %s max_pending %s failure_backoff %s", p.StatusPollingInterval.D(),
+					p.StatusPollingFast.D(), s.MaxPending.D(), s.FailureBackoff.D())
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, text string
@@ -94,6 +123,12 @@ func TestParseErrors(t *testing.T) {
 		{"threshold", "[executor]\nheartbeat_period = 10\nheartbeat_threshold = 5", []string{"heartbeat_threshold"}},
 		{"port range", "[executor]\nworker_port_range = [6000, 5000]", []string{"worker_port_range"}},
 		{"duration", "[executor]\nheartbeat_period = \"soon\"", []string{"duration \"soon\""}},
+		{"polling interval", "[provider]\nstatus_polling_interval = -1", []string{"provider.status_polling_interval -1s: must be > 0"}},
+		{"fast polling slower than steady", "[provider]\nkind = \"slurm\"\nstatus_polling_interval = 20\nstatus_polling_fast = \"1m\"",
+			[]string{"provider.status_polling_fast 1m0s: must not exceed status_polling_interval 20s"}},
+		{"max_pending negative", "[strategy]\nmax_pending = \"-5m\"", []string{"strategy.max_pending -5m0s: must be >= 0 (0 = off)"}},
+		{"failure_backoff negative", "[strategy]\nfailure_backoff = -1", []string{"strategy.failure_backoff -1s: must be > 0"}},
+		{"max_pending misspelt", "[strategy]\nmax_pendin = 60", []string{`did you mean "strategy.max_pending"`}},
 		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
 	}
 	for _, tt := range tests {

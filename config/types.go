@@ -94,7 +94,9 @@ var knownKeys = []string{
 	"provider.template", "provider.account", "provider.partition", "provider.qos", "provider.constraint",
 	"provider.exclusive", "provider.cores_per_node", "provider.mem_per_node", "provider.clusters",
 	"provider.queue", "provider.select_options", "provider.cpus_per_node", "provider.place",
+	"provider.status_polling_interval", "provider.status_polling_fast",
 	"strategy.kind", "strategy.max_idletime", "strategy.period", "strategy.max_block_failures",
+	"strategy.failure_backoff", "strategy.max_pending",
 }
 
 func unknownKeyMessage(key string) string {

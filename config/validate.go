@@ -16,11 +16,14 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	e, pr, s := &c.Executor, &c.Provider, &c.Strategy
 
+	if strings.TrimSpace(e.Label) == "" {
+		bad("executor.label %q: must not be empty (leave it out for %q)", e.Label, DefaultLabel)
+	}
 	if e.MaxWorkersPerNode < 0 {
 		bad("executor.max_workers_per_node %d: must be >= 0 (0 = unlimited)", e.MaxWorkersPerNode)
 	}
 	if e.CoresPerWorker <= 0 {
-		bad("executor.cores_per_worker %g: must be > 0", e.CoresPerWorker)
+		bad("executor.cores_per_worker %g: must be > 0 (leave it out for 1)", e.CoresPerWorker)
 	}
 	if e.MemPerWorker < 0 {
 		bad("executor.mem_per_worker %g: must be >= 0", e.MemPerWorker)
@@ -56,7 +59,7 @@ func (c *Config) Validate() error {
 		bad("executor.prefetch_capacity %d: must be >= 0", e.PrefetchCapacity)
 	}
 	if e.HeartbeatPeriod <= 0 {
-		bad("executor.heartbeat_period %s: must be > 0", e.HeartbeatPeriod.D())
+		bad("executor.heartbeat_period %s: must be > 0 (leave it out for %s)", e.HeartbeatPeriod.D(), DefaultHeartbeatPeriod)
 	}
 	if e.HeartbeatThreshold <= e.HeartbeatPeriod {
 		bad("executor.heartbeat_threshold %s: must be greater than heartbeat_period %s", e.HeartbeatThreshold.D(), e.HeartbeatPeriod.D())
@@ -113,6 +116,14 @@ func (c *Config) Validate() error {
 	if pr.CmdTimeout <= 0 {
 		bad("provider.cmd_timeout %s: must be > 0", pr.CmdTimeout.D())
 	}
+	if pr.StatusPollingInterval <= 0 {
+		bad("provider.status_polling_interval %s: must be > 0", pr.StatusPollingInterval.D())
+	}
+	if pr.StatusPollingFast <= 0 {
+		bad("provider.status_polling_fast %s: must be > 0", pr.StatusPollingFast.D())
+	} else if pr.StatusPollingFast > pr.StatusPollingInterval && pr.StatusPollingInterval > 0 {
+		bad("provider.status_polling_fast %s: must not exceed status_polling_interval %s", pr.StatusPollingFast.D(), pr.StatusPollingInterval.D())
+	}
 	if pr.CoresPerNode < 0 {
 		bad("provider.cores_per_node %d: must be >= 0", pr.CoresPerNode)
 	}
@@ -121,6 +132,10 @@ func (c *Config) Validate() error {
 	}
 	if pr.CPUsPerNode < 0 {
 		bad("provider.cpus_per_node %d: must be >= 0", pr.CPUsPerNode)
+	}
+
+	if pr.Kind == "pbs" && pr.Place == "" {
+		bad("provider.place %q: want a PBS place such as scatter, pack or free (leave it out for scatter)", pr.Place)
 	}
 
 	switch s.Kind {
@@ -132,10 +147,16 @@ func (c *Config) Validate() error {
 		bad("strategy.max_idletime %s: must be >= 0", s.MaxIdletime.D())
 	}
 	if s.Period <= 0 {
-		bad("strategy.period %s: must be > 0", s.Period.D())
+		bad("strategy.period %s: must be > 0 (leave it out for %s)", s.Period.D(), DefaultStrategyPeriod)
 	}
 	if s.MaxBlockFailures < 1 {
 		bad("strategy.max_block_failures %d: must be >= 1", s.MaxBlockFailures)
+	}
+	if s.FailureBackoff <= 0 {
+		bad("strategy.failure_backoff %s: must be > 0", s.FailureBackoff.D())
+	}
+	if s.MaxPending < 0 {
+		bad("strategy.max_pending %s: must be >= 0 (0 = off)", s.MaxPending.D())
 	}
 	if len(p) > 0 {
 		return &Error{Problems: p}

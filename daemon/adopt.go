@@ -51,8 +51,8 @@ func (l *blockLoop) adopt(ctx context.Context) error {
 		rec := journal.Block{ID: b.ID, JobID: b.JobID, Provider: b.Provider, Nodes: b.Nodes, SubmittedAt: b.SubmittedAt,
 			UpdatedAt: now, StderrPath: b.StderrPath, ScriptPath: b.ScriptPath}
 		if ok && !st.State.Terminal() && st.State != providers.Unknown {
-			l.blocks = append(l.blocks, &block{id: b.ID, jobID: b.JobID, state: st.State, nodes: b.Nodes,
-				submitted: b.SubmittedAt, dir: filepath.Dir(b.StderrPath), registered: true})
+			l.blocks = append(l.blocks, &block{id: b.ID, jobID: b.JobID, state: st.State, sched: st.State, nodes: b.Nodes,
+				submitted: b.SubmittedAt, pendingSince: b.SubmittedAt, dir: filepath.Dir(b.StderrPath), registered: true})
 			l.log.Info("adopted a running block of the previous daemon", "block", b.ID, "job", b.JobID, "state", st.State)
 			l.first = false
 			rec.State = string(st.State)

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/htex/htex/config"
@@ -43,68 +42,165 @@ type Options struct {
 	NoJournal bool
 }
 
-// Run serves until ctx ends or a client asks to stop.
+// daemon is one running `serve`: what open made, in the order it made it.
+type daemon struct {
+	opt    Options
+	cfg    *config.Config
+	log    *slog.Logger
+	lock   *os.File // the run directory's kernel lock (lock.go)
+	me     lease
+	jr     *journal.Journal
+	ix     *interchange.Interchange
+	blocks *blockLoop
+	conn   *rundir.Connection
+
+	ixDone   chan error
+	stopIx   context.CancelFunc
+	loopDone chan struct{}
+	stopLoop context.CancelFunc
+	closers  []func() // undone in reverse order by close
+	lost     bool     // another daemon took the lease: leave its things alone
+}
+
+// Run serves until ctx ends, a client asks to stop, or the interchange
+// fails. Its order is fixed: open (run directory, ownership, journal,
+// interchange, adoption, connection file), serve, then shutdown (stop the
+// block loop, let running tasks finish within StopGrace, tell pools to
+// exit, cancel blocks, stop the interchange, release the run directory).
+// Shutdown takes at most StopGrace plus a few bounded steps, whatever state
+// the interchange is in.
 func Run(ctx context.Context, opt Options) error {
-	cfg := opt.Config
-	log := opt.Log
-	if log == nil {
-		log = slog.Default()
+	if opt.Log == nil {
+		opt.Log = slog.Default()
 	}
 	if opt.StopGrace == 0 {
 		opt.StopGrace = 30 * time.Second
 	}
-	if err := rundir.Create(opt.RunDir); err != nil {
+	d := &daemon{opt: opt, cfg: opt.Config, log: opt.Log}
+	defer d.close()
+	if err := d.open(ctx); err != nil {
 		return err
 	}
-	release, err := lockPid(opt.RunDir)
+	runErr := d.serve(ctx)
+	return d.shutdown(runErr)
+}
+
+func (d *daemon) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// open makes everything serve needs; what it made is undone by close.
+func (d *daemon) open(ctx context.Context) error {
+	if err := rundir.Create(d.opt.RunDir); err != nil {
+		return err
+	}
+	if err := d.own(); err != nil {
+		return err
+	}
+	serverKeys, warning, err := d.security()
 	if err != nil {
 		return err
 	}
-	defer release()
-
-	enc := cfg.Executor.IsEncrypted()
-	var serverKeys rundir.KeyPair
-	warning := ""
-	if enc {
-		if err := rundir.EnsureKeys(opt.RunDir); err != nil {
-			return err
-		}
-		if serverKeys, err = rundir.LoadKeyPair(opt.RunDir, rundir.Server); err != nil {
-			return err
-		}
-		cp, err := rundir.LoadPublicKey(opt.RunDir, rundir.Client)
-		if err != nil {
-			return err
-		}
-		pp, err := rundir.LoadPublicKey(opt.RunDir, rundir.Pool)
-		if err != nil {
-			return err
-		}
-		if err := zsock.StartAuth(cp, pp); err != nil {
-			return err
-		}
-	} else {
-		warning = "encryption is off (encrypted = false): anyone who can reach the ports can submit tasks or pose as a pool"
-		log.Warn(warning)
+	if err := d.openInterchange(serverKeys, warning); err != nil {
+		return err
 	}
+	if err := d.ix.Restore(); err != nil {
+		return err
+	}
+	d.jr.SetMeta("client_port", strconv.Itoa(d.ix.ClientPort()))
+	d.jr.SetMeta("worker_port", strconv.Itoa(d.ix.WorkerPort()))
+	if err := d.blocks.adopt(ctx); err != nil {
+		return err
+	}
+	d.ix.ForgetBlocks(d.blocks.gone)
+	return d.publish(serverKeys)
+}
 
-	jr, err := journal.Open(filepath.Join(opt.RunDir, rundir.JournalFile))
+// own takes the run directory: the kernel lock, then the journal and its
+// lease (lock.go).
+func (d *daemon) own() error {
+	dir := d.opt.RunDir
+	f, locked, err := lockRunDir(dir)
+	if errors.Is(err, ErrHeld) {
+		return fmt.Errorf("%s: %w: %s holds its lock; stop it with `htexctl stop --run-dir %s`", dir, ErrHeld, holderOf(dir), dir)
+	}
 	if err != nil {
 		return err
 	}
-	defer jr.Close()
-	if opt.NoJournal {
+	d.lock = f
+	d.onClose(func() { f.Close() })
+	if !locked {
+		d.log.Warn("the run directory's file system refuses fcntl locks: only the journal's lease keeps a second daemon out", "dir", dir)
+	}
+	jr, err := journal.Open(filepath.Join(dir, rundir.JournalFile))
+	if err != nil {
+		return err
+	}
+	d.jr = jr
+	d.onClose(func() { jr.Close() })
+	d.me = newLease()
+	if err := takeLease(jr, dir, d.me, locked, d.log.Info); err != nil {
+		return err
+	}
+	d.onClose(func() {
+		if !d.lost {
+			releaseLease(jr, d.me)
+		}
+	})
+	writePidFile(dir)
+	d.onClose(func() {
+		if !d.lost {
+			os.Remove(filepath.Join(dir, rundir.PidFile))
+		}
+	})
+	if d.opt.NoJournal {
 		jr.DiscardWrites()
 	}
+	return nil
+}
 
-	// A restarted daemon binds the ports it had, so that pools and clients
-	// of the earlier one reconnect.
+// security loads the keys and starts the ZAP handler, or warns that
+// encryption is off.
+func (d *daemon) security() (rundir.KeyPair, string, error) {
+	var kp rundir.KeyPair
+	dir := d.opt.RunDir
+	if !d.cfg.Executor.IsEncrypted() {
+		w := "encryption is off (encrypted = false): anyone who can reach the ports can submit tasks or pose as a pool"
+		d.log.Warn(w)
+		return kp, w, nil
+	}
+	if err := rundir.EnsureKeys(dir); err != nil {
+		return kp, "", err
+	}
+	kp, err := rundir.LoadKeyPair(dir, rundir.Server)
+	if err != nil {
+		return kp, "", err
+	}
+	cp, err := rundir.LoadPublicKey(dir, rundir.Client)
+	if err != nil {
+		return kp, "", err
+	}
+	pp, err := rundir.LoadPublicKey(dir, rundir.Pool)
+	if err != nil {
+		return kp, "", err
+	}
+	return kp, "", zsock.StartAuth(cp, pp)
+}
+
+// openInterchange binds the ports of the previous run when it can (pools
+// and clients of the earlier daemon reconnect), else new ones.
+func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) error {
+	cfg := d.cfg
 	clientPort, workerPort := cfg.Executor.ClientPort, cfg.Executor.WorkerPort
 	if clientPort == 0 {
-		clientPort = metaInt(jr, "client_port")
+		clientPort = metaInt(d.jr, "client_port")
 	}
 	if workerPort == 0 { // with worker_port_range: the previous port if it is in the range
-		prev, r := metaInt(jr, "worker_port"), cfg.Executor.WorkerPortRange
+		prev, r := metaInt(d.jr, "worker_port"), cfg.Executor.WorkerPortRange
 		if r == [2]int{} || (prev >= r[0] && prev <= r[1]) {
 			workerPort = prev
 		}
@@ -113,112 +209,171 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	blocks := newBlockLoop(cfg, opt, prov, jr, log)
-
-	ix, err := interchange.New(interchange.Options{
-		Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
-		ClientPort: clientPort, WorkerPort: workerPort, WorkerPortRange: cfg.Executor.WorkerPortRange,
-		Encrypted: enc, ServerSecret: serverKeys.Secret,
-		HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
-		DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
-		DrainPeriod: cfg.Executor.DrainPeriod.D(),
-	})
-	if err != nil && (clientPort != cfg.Executor.ClientPort || workerPort != cfg.Executor.WorkerPort) {
-		log.Warn("could not bind the ports of the previous run; taking new ones (pools of that run will not find this daemon)", "err", err)
-		ix, err = interchange.New(interchange.Options{
-			Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
-			ClientPort: cfg.Executor.ClientPort, WorkerPort: cfg.Executor.WorkerPort, WorkerPortRange: cfg.Executor.WorkerPortRange,
-			Encrypted: enc, ServerSecret: serverKeys.Secret,
+	d.blocks = newBlockLoop(cfg, d.opt, prov, d.jr, d.log)
+	opts := func(cp, wp int) interchange.Options {
+		return interchange.Options{
+			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
+			ClientPort: cp, WorkerPort: wp, WorkerPortRange: cfg.Executor.WorkerPortRange,
+			Encrypted: cfg.Executor.IsEncrypted(), ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
-			DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
+			DefaultRetries: retriesDefault(cfg), Journal: d.jr, Log: d.log, Blocks: d.blocks, Warning: warning,
 			DrainPeriod: cfg.Executor.DrainPeriod.D(),
-		})
+		}
+	}
+	ix, err := interchange.New(opts(clientPort, workerPort))
+	if err != nil && (clientPort != cfg.Executor.ClientPort || workerPort != cfg.Executor.WorkerPort) {
+		d.log.Warn("could not bind the ports of the previous run; taking new ones (pools of that run will not find this daemon)", "err", err)
+		ix, err = interchange.New(opts(cfg.Executor.ClientPort, cfg.Executor.WorkerPort))
 	}
 	if err != nil {
 		return err
 	}
-	blocks.ix = ix
-	if err := ix.Restore(); err != nil {
-		return err
-	}
-	jr.SetMeta("client_port", strconv.Itoa(ix.ClientPort()))
-	jr.SetMeta("worker_port", strconv.Itoa(ix.WorkerPort()))
-	if err := blocks.adopt(ctx); err != nil {
-		return err
-	}
-	ix.ForgetBlocks(blocks.gone)
+	d.ix = ix
+	d.blocks.ix = ix
+	return nil
+}
 
-	addrs, err := advertised(ctx, cfg)
+// publish writes the connection file: from here on clients and pools find
+// this daemon.
+func (d *daemon) publish(serverKeys rundir.KeyPair) error {
+	cfg := d.cfg
+	addrs, err := advertised(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	conn := &rundir.Connection{
+	d.conn = &rundir.Connection{
 		ProtocolVersion: wire.Version, Label: cfg.Executor.Label, Pid: os.Getpid(), Hostname: host,
-		Addresses: addrs, ClientPort: ix.ClientPort(), WorkerPort: ix.WorkerPort(), Encrypted: enc,
+		Addresses: addrs, ClientPort: d.ix.ClientPort(), WorkerPort: d.ix.WorkerPort(), Encrypted: cfg.Executor.IsEncrypted(),
 		ServerPublicKey: serverKeys.Public, StartedAt: time.Now().UTC(), Pool: poolSettings(cfg),
 	}
-	if err := rundir.WriteConnection(opt.RunDir, conn); err != nil {
+	if err := rundir.WriteConnection(d.opt.RunDir, d.conn); err != nil {
 		return err
 	}
-	defer rundir.RemoveConnection(opt.RunDir)
-	log.Info("daemon ready", "run_dir", opt.RunDir, "client_port", conn.ClientPort, "worker_port", conn.WorkerPort,
-		"addresses", strings.Join(conn.Addresses, ","), "encrypted", enc, "provider", prov.Name())
-	if opt.Ready != nil {
-		opt.Ready(conn)
+	d.onClose(func() {
+		if !d.lost { // else it is the new owner's
+			rundir.RemoveConnection(d.opt.RunDir)
+		}
+	})
+	return nil
+}
+
+// serve starts the interchange, the block loop and the lease keeper, and
+// returns when the daemon must stop: a signal (ctx), a client's stop, the
+// interchange ending on its own (its error), or a lost lease.
+func (d *daemon) serve(ctx context.Context) error {
+	d.log.Info("daemon ready", "run_dir", d.opt.RunDir, "client_port", d.conn.ClientPort, "worker_port", d.conn.WorkerPort,
+		"addresses", strings.Join(d.conn.Addresses, ","), "encrypted", d.conn.Encrypted, "provider", d.blocks.prov.Name())
+	if d.opt.Ready != nil {
+		d.opt.Ready(d.conn)
 	}
+	var ixCtx, loopCtx context.Context
+	ixCtx, d.stopIx = context.WithCancel(context.Background())
+	d.ixDone = make(chan error, 1)
+	go func() { d.ixDone <- d.ix.Run(ixCtx) }()
+	loopCtx, d.stopLoop = context.WithCancel(context.Background())
+	d.loopDone = make(chan struct{})
+	go func() { defer close(d.loopDone); d.blocks.run(loopCtx) }()
+	leaseCtx, stopLease := context.WithCancel(context.Background())
+	leaseDone := make(chan struct{})
+	d.onClose(func() { stopLease(); <-leaseDone })
+	lost := make(chan string, 1)
+	go func() {
+		defer close(leaseDone)
+		keepLease(leaseCtx, d.jr, d.me, func(why string) { lost <- why }, d.log.Warn)
+	}()
 
-	ixCtx, stopIx := context.WithCancel(context.Background())
-	ixDone := make(chan error, 1)
-	go func() { ixDone <- ix.Run(ixCtx) }()
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	loopDone := make(chan struct{})
-	go func() { defer close(loopDone); blocks.run(loopCtx) }()
-
-	var runErr error
 	select {
 	case <-ctx.Done():
-		log.Info("signal received: stopping")
-	case <-ix.StopRequested():
-	case runErr = <-ixDone:
-		ixDone <- runErr
-		log.Error("interchange stopped", "err", runErr)
+		d.log.Info("signal received: stopping")
+	case <-d.ix.StopRequested():
+	case why := <-lost:
+		// Another daemon owns the run directory now, and with it the
+		// blocks, pools and connection file: leave them to it.
+		d.lost = true
+		d.jr.DiscardWrites() // the journal is the new owner's to write
+		d.log.Error("lost the run directory: stopping without touching its blocks", "why", why)
+		return fmt.Errorf("%s: %w: %s", d.opt.RunDir, ErrHeld, why)
+	case err := <-d.ixDone:
+		d.ixDone <- err
+		d.log.Error("interchange stopped", "err", err)
+		return err
 	}
+	return nil
+}
 
-	// Stop: no new tasks, let running ones finish (bounded), tell pools to
-	// exit, cancel blocks. Queued tasks stay in the journal for a restart.
-	stopLoop()
-	<-loopDone
-	grace, cancelGrace := context.WithTimeout(context.Background(), opt.StopGrace)
-	ix.Do(grace, func(st *interchange.State) { st.StopDispatch() })
-	for grace.Err() == nil && runErr == nil {
-		n := -1
-		if ix.Do(grace, func(st *interchange.State) { n = st.Running() }) != nil || n == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+// shutdown stops in the written order. Each step is bounded; a step that
+// needs the interchange's loop gets interchange.ErrStopped at once when the
+// loop has ended.
+func (d *daemon) shutdown(runErr error) error {
+	d.stopLoop()
+	<-d.loopDone
+	if runErr == nil {
+		d.drainTasks()
 	}
-	cancelGrace()
-	shortCtx, cancelShort := context.WithTimeout(context.Background(), 5*time.Second)
-	ix.Do(shortCtx, func(st *interchange.State) { st.ShutdownPools("daemon stopping") })
-	cancelShort()
-	time.Sleep(200 * time.Millisecond) // let the shutdown messages leave
-	blocks.cancelAll(context.Background())
-	stopIx()
-	if err := <-ixDone; err != nil && runErr == nil {
+	if !d.lost {
+		d.shutdownPools()
+		d.cancelBlocks()
+	}
+	if err := d.stopInterchange(); err != nil && runErr == nil {
 		runErr = err
 	}
-	blocks.wait()
-	log.Info("daemon stopped")
+	d.blocks.wait()
+	d.log.Info("daemon stopped")
 	return runErr
 }
 
-func retriesDefault(cfg *config.Config) int {
-	if cfg.Executor.Retries > 0 {
-		return cfg.Executor.Retries
+// drainTasks stops dispatch and lets running tasks finish within
+// StopGrace. Queued tasks stay in the journal for a restart.
+func (d *daemon) drainTasks() {
+	grace, cancel := context.WithTimeout(context.Background(), d.opt.StopGrace)
+	defer cancel()
+	if d.ix.Do(grace, func(st *interchange.State) { st.StopDispatch() }) != nil {
+		return
 	}
-	return config.DefaultRetries
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := -1
+		if d.ix.Do(grace, func(st *interchange.State) { n = st.Running() }) != nil || n == 0 {
+			return
+		}
+		select {
+		case <-grace.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
+
+// shutdownPools tells every pool to exit; the worker socket's linger
+// (interchange.Run) lets the messages leave before it closes.
+func (d *daemon) shutdownPools() {
+	ctx, cancel := context.WithTimeout(context.Background(), stepLimit)
+	defer cancel()
+	d.ix.Do(ctx, func(st *interchange.State) { st.ShutdownPools("daemon stopping") })
+}
+
+// cancelBlocks cancels every block of this daemon at its provider.
+func (d *daemon) cancelBlocks() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Provider.CmdTimeout.D()+stepLimit)
+	defer cancel()
+	d.blocks.cancelAll(ctx)
+}
+
+// stopInterchange ends the loop: it writes what it can of the journal and
+// closes the sockets.
+func (d *daemon) stopInterchange() error {
+	d.stopIx()
+	return <-d.ixDone
+}
+
+// stepLimit bounds each shutdown step that waits on the interchange.
+const stepLimit = 5 * time.Second
+
+// retriesDefault is executor.retries, 0 included: the config has applied
+// the default when the key was absent.
+func retriesDefault(cfg *config.Config) int { return cfg.Executor.Retries }
 
 func metaInt(j *journal.Journal, key string) int {
 	v, err := j.Meta(key)
@@ -273,23 +428,3 @@ func newProvider(cfg *config.Config) (providers.Provider, error) {
 	}
 	return nil, fmt.Errorf("provider.kind %q: want local, slurm or pbs", cfg.Provider.Kind)
 }
-
-// lockPid refuses a second daemon on the same run directory.
-func lockPid(dir string) (func(), error) {
-	path := filepath.Join(dir, rundir.PidFile)
-	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() {
-			if syscall.Kill(pid, 0) == nil {
-				if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "serve") {
-					return nil, fmt.Errorf("a daemon (pid %d) already serves %s; stop it with `htexctl stop --run-dir %s`", pid, dir, dir)
-				}
-			}
-		}
-	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write pid file: %w", err)
-	}
-	return func() { os.Remove(path) }, nil
-}
-
-var errHalted = errors.New("halted")

@@ -7,6 +7,7 @@ package e2e
 // message, run nothing, and leave the daemon serving its owner.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -334,6 +335,13 @@ func TestKeyFilesPrivate(t *testing.T) {
 
 // secProcesses lists the pids of processes whose command line holds the
 // verb and the run directory.
+// isPool reports whether an `htexctl worker` process is the pool itself
+// rather than the supervisor that started it.
+func isPool(pid int) bool {
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	return bytes.Contains(env, []byte("\x00HTEX_POOL_SUPERVISED=1\x00")) || bytes.HasPrefix(env, []byte("HTEX_POOL_SUPERVISED=1\x00"))
+}
+
 func secProcesses(t *testing.T, verb, runDir string) []int {
 	t.Helper()
 	var pids []int
@@ -349,6 +357,9 @@ func secProcesses(t *testing.T, verb, runDir string) []int {
 		}
 		args := strings.Split(string(b), "\x00")
 		if len(args) > 2 && strings.HasSuffix(args[0], "htexctl") && args[1] == verb && strings.Contains(string(b), runDir) {
+			if verb == "worker" && !isPool(pid) {
+				continue // the pool's supervisor (worker/supervise.go)
+			}
 			pids = append(pids, pid)
 		}
 	}

@@ -77,6 +77,10 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 }
 
 func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
+	if e := s.journalErr; e != nil {
+		s.replyError(id, reqID, "submit refused: %v; the daemon retries the write and accepts tasks again once it succeeds", e)
+		return
+	}
 	if len(r.Tasks) > MaxTasksPerSubmit {
 		s.replyError(id, reqID, "submit: %d tasks in one request exceeds %d; send them in parts", len(r.Tasks), MaxTasksPerSubmit)
 		return

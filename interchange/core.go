@@ -25,6 +25,8 @@ import (
 //	                              dispatch, progress and acknowledgements
 //	committed(now, err)           the batch handed out by takeBatch is in
 //	                              the journal (or failed)
+//	journalFailing(now, err)      that batch fails for now; the writer
+//	                              retries it
 //	rowsRead(now, req, rows, err) the journal rows of a results request
 //	restore(data, now)            what the journal held at start
 //	the State methods             the daemon's commands (Do)
@@ -186,7 +188,23 @@ func (s *state) committed(now time.Time, err error) {
 		return
 	}
 	s.committedTask = max(s.committedTask, s.flightMaxTask)
+	if s.journalErr != nil {
+		s.log.Info("journal writes work again: accepting submissions")
+		s.journalErr = nil
+	}
 	s.applyPosts(posts)
+}
+
+// journalFailing is the event of the batch in flight failing to be written
+// for a reason that may pass (the writer retries it): until it commits,
+// submissions are refused, and results stay unacknowledged (their
+// acknowledgements wait for the batch), so that the pools keep them.
+func (s *state) journalFailing(now time.Time, err *journal.WriteError) {
+	s.at(now)
+	if s.journalErr == nil {
+		s.log.Error("journal write failed: refusing submissions and holding results until it succeeds", "err", err)
+	}
+	s.journalErr = err
 }
 
 // wantsWrite reports whether a batch waits to be handed out.

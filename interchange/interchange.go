@@ -74,6 +74,7 @@ type PoolStat struct {
 	Node      string
 	Slots     int
 	Busy      int
+	Done      int       // results of its tasks received: the pool has been useful
 	IdleSince time.Time // zero when busy
 	Draining  bool
 	BlockEnd  time.Time
@@ -91,9 +92,10 @@ type Interchange struct {
 	clientPort int
 	workerPort int
 
-	cmds chan func()
-	stop chan struct{}
-	once sync.Once
+	cmds    chan func()
+	stop    chan struct{}
+	once    sync.Once
+	stopped chan struct{} // closed when Run returns
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -114,7 +116,8 @@ func New(opt Options) (*Interchange, error) {
 	if opt.BindHost == "" {
 		opt.BindHost = "*"
 	}
-	ix := &Interchange{opt: opt, log: opt.Log, cmds: make(chan func(), 64), stop: make(chan struct{})}
+	ix := &Interchange{opt: opt, log: opt.Log, cmds: make(chan func(), 64), stop: make(chan struct{}),
+		stopped: make(chan struct{})}
 	var csec, wsec *zsock.ServerSecurity
 	if opt.Encrypted {
 		csec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainClient}
@@ -134,13 +137,19 @@ func New(opt Options) (*Interchange, error) {
 	wakeSeq.n++
 	ep := fmt.Sprintf("inproc://htex-wake-%d", wakeSeq.n)
 	wakeSeq.Unlock()
-	ix.wakeRecv, _ = zmq.NewSocket(zmq.PULL)
+	if ix.wakeRecv, err = zmq.NewSocket(zmq.PULL); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
 	ix.wakeRecv.SetLinger(0)
 	if err := ix.wakeRecv.Bind(ep); err != nil {
 		ix.closeSockets()
 		return nil, fmt.Errorf("wake socket: %w", err)
 	}
-	ix.wakeSend, _ = zmq.NewSocket(zmq.PUSH)
+	if ix.wakeSend, err = zmq.NewSocket(zmq.PUSH); err != nil {
+		ix.closeSockets()
+		return nil, fmt.Errorf("wake socket: %w", err)
+	}
 	ix.wakeSend.SetLinger(0)
 	ix.wakeSend.SetSndhwm(1)
 	if err := ix.wakeSend.Connect(ep); err != nil {
@@ -151,7 +160,16 @@ func New(opt Options) (*Interchange, error) {
 	return ix, nil
 }
 
+// closeLinger is how long replies and shutdown messages still queued when
+// the loop ends keep being sent after their socket closes.
+const closeLinger = time.Second
+
 func (ix *Interchange) closeSockets() {
+	for _, s := range []*zmq.Socket{ix.clientSock, ix.workerSock} {
+		if s != nil {
+			s.SetLinger(closeLinger)
+		}
+	}
 	for _, s := range []*zmq.Socket{ix.clientSock, ix.workerSock, ix.wakeRecv, ix.wakeSend} {
 		if s != nil {
 			s.Close()
@@ -182,13 +200,24 @@ func (ix *Interchange) wake() {
 	ix.wakeMu.Unlock()
 }
 
-// Do runs f on the loop goroutine and waits for it (or ctx).
+// ErrStopped is returned by Do once Run has returned.
+var ErrStopped = errors.New("interchange: stopped")
+
+// Do runs f on the loop goroutine and waits for it, for ctx, or for the
+// loop to end (ErrStopped): it never blocks on a loop that is gone.
 func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
 	done := make(chan struct{})
+	select {
+	case <-ix.stopped:
+		return ErrStopped
+	default:
+	}
 	select {
 	case ix.cmds <- func() { f(&State{s: ix.st}); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-ix.stopped:
+		return ErrStopped
 	}
 	ix.wake()
 	select {
@@ -196,8 +225,13 @@ func (ix *Interchange) Do(ctx context.Context, f func(*State)) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-ix.stopped:
+		return ErrStopped
 	}
 }
+
+// Stopped is closed when Run has returned.
+func (ix *Interchange) Stopped() <-chan struct{} { return ix.stopped }
 
 // Restore loads unfinished tasks and job counters from the journal before
 // Run (daemon restart).
@@ -233,6 +267,7 @@ func (ix *Interchange) ForgetBlocks(blocks []int64) {
 // the driver of the core (core.go): it turns socket frames, the clock,
 // commands and journal commits into events, and carries out the actions.
 func (ix *Interchange) Run(ctx context.Context) error {
+	defer close(ix.stopped)
 	defer ix.closeSockets()
 	w := newWriter(ix.opt.Journal, ix.wake)
 	go w.run()
@@ -286,6 +321,9 @@ func (ix *Interchange) Run(ctx context.Context) error {
 		for _, d := range rd.collect() {
 			st.rowsRead(now, d.q, d.rows, d.err)
 		}
+		if e := w.failure(); e != nil {
+			st.journalFailing(now, e)
+		}
 		if err, done := w.collect(); done {
 			st.committed(now, err)
 			if err != nil {
@@ -325,6 +363,7 @@ func (ix *Interchange) act(w *writer, rd *reader) {
 // flushJournalSync writes what is pending before the loop exits.
 func (ix *Interchange) flushJournalSync(w *writer) {
 	st := ix.st
+	w.abort()
 	if err, done := w.wait(); done {
 		st.committed(time.Now(), err)
 	}

@@ -2,6 +2,7 @@ package interchange
 
 import (
 	"errors"
+	"syscall"
 	"time"
 
 	"github.com/htex/htex/journal"
@@ -146,10 +147,17 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 			continue
 		case t.state == stRunning && t.pool != nil && t.pool.id == id:
 			delete(t.pool.running, t.id)
+			t.pool.done++
 			if len(t.pool.running) == 0 {
 				t.pool.idleSince = s.now
 			}
 			s.markReady(t.pool)
+		case t.state == stQueued && killedWithLostPool(r):
+			// The attempt of a pool given up as lost was killed, by the
+			// pool's supervisor (worker/supervise.go) or with its job: the
+			// task is queued to run again, which is what it needs.
+			s.log.Info("ignoring a killed attempt of a task queued again", "pool", id, "task", r.TaskId)
+			continue
 		case t.state == stQueued:
 			// A pool from before a daemon restart, or one given up as lost,
 			// finished the task: keep its result rather than run it again.
@@ -169,4 +177,11 @@ func typeName(m *wire.Envelope) string {
 		return "none"
 	}
 	return string(m.ProtoReflect().WhichOneof(m.ProtoReflect().Descriptor().Oneofs().ByName("body")).Name())
+}
+
+// killedWithLostPool reports a result of an attempt ended by SIGKILL: what
+// a stopped pool's supervisor does to the pool's tasks once the interchange
+// has given the pool up.
+func killedWithLostPool(r *wire.Result) bool {
+	return r.ErrorKind == wire.ErrorKind_SIGNAL && syscall.Signal(r.Signal) == syscall.SIGKILL
 }

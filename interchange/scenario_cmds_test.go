@@ -31,6 +31,7 @@ type harness struct {
 	attempts map[int64]int
 	pools    map[string]journal.Pool
 	blocks   *fakeBlocks
+	inFlight *journal.Batch // handed out by write, not yet committed
 }
 
 type fakeBlocks struct{ statuses []*wire.BlockStatus }
@@ -122,6 +123,16 @@ func (h *harness) run(c scenarioCase) (string, error) {
 		h.s.turn(h.now)
 	case "commit", "commit-fail":
 		return h.commit(c.cmd == "commit-fail")
+	case "write": // hand out the batch; commit or commit-fail ends it
+		if h.inFlight = h.s.takeBatch(); h.inFlight == nil {
+			return "nothing to write\n", nil
+		}
+		var b strings.Builder
+		describeBatch(&b, h.inFlight)
+		return b.String(), nil
+	case "journal-failing": // the batch in flight fails for now: disk full
+		h.s.journalFailing(h.now, &journal.WriteError{Path: "htex.db", Retryable: true, Full: true,
+			Err: fmt.Errorf("no space left on device")})
 	case "read":
 		for _, q := range h.s.takeReads() {
 			h.s.rowsRead(h.now, q, h.rows(q), nil)
@@ -303,11 +314,21 @@ func describe(m *wire.Envelope) string {
 // commit hands out the pending batch, records it in the model journal
 // (unless it fails) and reports it with the actions of the commit.
 func (h *harness) commit(fail bool) (string, error) {
-	b := h.s.takeBatch()
-	var out strings.Builder
+	b, written := h.inFlight, h.inFlight != nil
+	h.inFlight = nil
 	if b == nil {
+		b = h.s.takeBatch()
+	}
+	var out strings.Builder
+	switch {
+	case b == nil:
 		out.WriteString("nothing to write\n")
-	} else {
+	case written:
+		out.WriteString("journal: the batch handed out by write\n")
+		if !fail {
+			h.record(b)
+		}
+	default:
 		describeBatch(&out, b)
 		if !fail {
 			h.record(b)

@@ -46,6 +46,7 @@ type pool struct {
 	blockEnd  time.Time
 	inReady   bool // in state.ready
 	gone      bool // removed: lost or left
+	done      int  // results of its tasks received
 }
 
 // post is work to do once a journal batch has committed.
@@ -101,8 +102,9 @@ type state struct {
 
 	pending     *journal.Batch
 	posts       []post
-	inFlight    bool   // a batch is being written
-	flightPosts []post // its after-commit work
+	inFlight    bool                // a batch is being written
+	flightPosts []post              // its after-commit work
+	journalErr  *journal.WriteError // set while a batch cannot be written (journalFailing)
 	lastTick    time.Time
 	jobsDirty   map[uint64]bool
 	watched     map[uint64]*job     // jobs with at least one watcher
@@ -281,7 +283,7 @@ func (s *state) snapshot(now time.Time) Stats {
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: len(p.running), IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: len(p.running), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })

@@ -1,37 +1,97 @@
 package interchange
 
 import (
+	"errors"
+	"sync/atomic"
+	"time"
+
 	"github.com/htex/htex/journal"
 )
 
 // writer commits journal batches on its own goroutine so that the loop
 // keeps serving while SQLite writes; the loop hands it one batch at a time
 // (group commit) and applies the batch's after-commit work when it is done.
+//
+// A batch that fails for a reason that may pass (a full disk, an I/O
+// error) is written again, with a growing pause, until it commits or the
+// loop ends: meanwhile the loop refuses submissions (failing says why) and
+// keeps the results it receives unacknowledged, so that the pools keep
+// them as well; nothing committed or acknowledged is lost, and the daemon
+// resumes by itself when space returns.
 type writer struct {
-	j    *journal.Journal
-	wake func()
-	in   chan *journal.Batch
-	out  chan error
-	busy bool
+	j       *journal.Journal
+	wake    func()
+	in      chan *journal.Batch
+	out     chan error
+	quit    chan struct{} // closed by close: stop retrying
+	failing atomic.Pointer[journal.WriteError]
+	busy    bool
 }
 
+// Retry pauses of a failing batch.
+const (
+	retryFirst = 250 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
 func newWriter(j *journal.Journal, wake func()) *writer {
-	return &writer{j: j, wake: wake, in: make(chan *journal.Batch), out: make(chan error, 1)}
+	return &writer{j: j, wake: wake, in: make(chan *journal.Batch), out: make(chan error, 1), quit: make(chan struct{})}
 }
 
 // run is owned by Interchange.Run, which closes in and waits for it.
 func (w *writer) run() {
 	for b := range w.in {
-		w.out <- w.j.Write(b)
+		w.out <- w.write(b)
 		w.wake()
 	}
 	close(w.out)
 }
 
+// write commits b, retrying while the error may pass and quit is open.
+func (w *writer) write(b *journal.Batch) error {
+	pause := retryFirst
+	for {
+		err := w.j.Write(b)
+		var we *journal.WriteError
+		if err == nil || !errors.As(err, &we) || !we.Retryable {
+			w.failing.Store(nil)
+			return err
+		}
+		if w.failing.Swap(we) == nil {
+			w.wake() // the loop starts refusing submissions now
+		}
+		select {
+		case <-w.quit:
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// close stops retrying, ends run and waits for it.
 func (w *writer) close() {
+	w.abort()
 	close(w.in)
 	for range w.out {
 	}
+}
+
+// abort makes a batch being retried give up (loop exit).
+func (w *writer) abort() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+}
+
+// failure is the error of the batch being retried, nil when writes work.
+func (w *writer) failure() *journal.WriteError {
+	if w == nil {
+		return nil
+	}
+	return w.failing.Load()
 }
 
 // submit hands a batch to the writer (it must be idle).

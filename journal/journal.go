@@ -377,7 +377,9 @@ func (j *Journal) DiscardWrites() {
 	j.mu.Unlock()
 }
 
-// Write commits b in one transaction: all of it or, on error, nothing.
+// Write commits b in one transaction: all of it or, on error, nothing; an
+// error is a *WriteError that says whether the same batch may be written
+// again.
 // Jobs, tasks, results and attempts are inserted (a duplicate id of a job,
 // task or result fails the whole batch); blocks and pools are upserted by
 // id (a zero time never erases a recorded one); events are appended.
@@ -393,7 +395,7 @@ func (j *Journal) Write(b *Batch) error {
 	if j.discard {
 		return nil
 	}
-	return j.withConn(func(c *sqlite3.SQLiteConn) error {
+	return classify(j.path, j.withConn(func(c *sqlite3.SQLiteConn) error {
 		if _, err := c.Exec("BEGIN IMMEDIATE", nil); err != nil {
 			return fmt.Errorf("journal: begin: %w", err)
 		}
@@ -406,7 +408,7 @@ func (j *Journal) Write(b *Batch) error {
 			return fmt.Errorf("journal: commit: %w", err)
 		}
 		return nil
-	})
+	}))
 }
 
 // withConn runs f on the writer's driver connection, with the insert

@@ -33,10 +33,29 @@ const cmdFile = `"${HTEX_BLOCK_DIR:-$PWD}/worker.sh"`
 //     than one node is an error (the other nodes would sit idle).
 //   - simple: the command as is, whatever the node count (for commands that
 //     spread themselves, such as a wrapper or an MPI-aware pool).
-//   - srun: srun --ntasks=<nodes> --ntasks-per-node=1 --whole <options> /bin/bash <file>
-//     (--whole gives each pool all the CPUs and memory the job holds on its
-//     node: since Slurm 22.05 a step no longer inherits the batch job's
-//     --cpus-per-task and would otherwise bind each pool to one CPU)
+//   - srun: srun --ntasks=<nodes> --ntasks-per-node=1 --whole --overlap
+//     --cpu-bind=none <options> /bin/bash <file>, where the file first sets
+//     up the environment for the steps the tasks start (see srunPrologue).
+//     Every option is there to give each pool its whole node on any Slurm
+//     configuration (srun(1), Slurm 22.05, and the OLCF Frontier User Guide):
+//     --cpu-bind=none, because with the task/affinity plugin srun otherwise
+//     binds each task to its cpus-per-task (1 by default) CPUs: Frontier's
+//     default is --cpu-bind=threads, which binds the pool to one hardware
+//     thread; with none the pool keeps the CPUs of its step, which by default
+//     are all the CPUs the job holds on the node (see --exact: "By default,
+//     all non-GRES resources on each node in the step allocation will be
+//     used"), and task/cgroup confines it to those. --whole says the same
+//     explicitly (the default since Slurm 20.11.3, whose NEWS deprecates the
+//     option but every release still accepts it). No -c: a count that is not
+//     the node's would shrink the step (-c implies --exact), and the job's
+//     --cpus-per-task already reaches srun where Slurm passes it on.
+//     --overlap lets the steps that tasks start with srun (every wrapper of
+//     an MPI code does) share the node with the pool's step, which would
+//     otherwise hold every CPU and make them wait until their time limit:
+//     "A step using this option will overlap all other steps, even those
+//     that did not specify --overlap". GPUs need no option: "a job step is
+//     allocated all of the generic resources that have been requested by the
+//     job" (srun(1), --gres), so the batch script asks for them.
 //   - mpiexec (MPICH, Cray PALS): mpiexec -n <nodes> --ppn 1
 //     [--hostfile $PBS_NODEFILE when set] <options> /bin/bash <file>
 //   - mpiexec-openmpi: mpiexec -n <nodes> --map-by ppr:1:node <options> /bin/bash <file>
@@ -55,7 +74,7 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 	if o := strings.TrimSpace(options); o != "" {
 		opts = o + " "
 	}
-	var run string
+	var run, prologue string
 	switch kind {
 	case "single":
 		if nodes > 1 {
@@ -65,7 +84,8 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 	case "simple":
 		return withNewline(workerCmd), nil
 	case "srun":
-		run = fmt.Sprintf("srun --ntasks=%d --ntasks-per-node=1 --whole %s/bin/bash %s", nodes, opts, cmdFile)
+		run = fmt.Sprintf("srun --ntasks=%d --ntasks-per-node=1 --whole --overlap --cpu-bind=none %s/bin/bash %s", nodes, opts, cmdFile)
+		prologue = srunPrologue
 	case "mpiexec":
 		run = fmt.Sprintf(`mpiexec -n %d --ppn 1 ${PBS_NODEFILE:+--hostfile "$PBS_NODEFILE"} %s/bin/bash %s`, nodes, opts, cmdFile)
 	case "mpiexec-openmpi":
@@ -84,11 +104,33 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 	fmt.Fprintf(&b, "# The worker command goes into a file (quoted heredoc: $ expands on each node),\n")
 	fmt.Fprintf(&b, "# then %s runs it once per node.\n", kind)
 	fmt.Fprintf(&b, "cat > %s <<'%s'\n", cmdFile, heredocEnd)
+	b.WriteString(prologue)
 	b.WriteString(withNewline(workerCmd))
 	b.WriteString(heredocEnd + "\n")
 	b.WriteString(run + "\n")
 	return b.String(), nil
 }
+
+// srunPrologue starts the command file of the srun launcher; it runs in the
+// pool's step, before the pool, and shapes what the tasks inherit:
+//   - SLURM_OVERLAP=1 (srun(1): "Same as --overlap") makes every step a task
+//     starts overlap the others: two tasks of one node that each run
+//     "srun -n 1 ..." would otherwise wait for each other ("step creation
+//     temporarily disabled"), since a step takes all the CPUs of its nodes
+//     unless it says --exact. htex's slots, not Slurm's steps, share the node.
+//   - The variables that srun sets in the pool's step and reads back as
+//     options of a later srun are removed, so that a task's srun behaves
+//     as from the batch script (Slurm 22.05 measured: the step adds
+//     SLURM_CPU_BIND* and SLURM_DISTRIBUTION to the batch job's variables):
+//     SLURM_CPU_BIND is --cpu-bind, so a task's ranks would run unbound
+//     instead of with the site's default binding, and SLURM_DISTRIBUTION
+//     (cyclic for one task per node) is -m, which would deal a task's ranks
+//     round-robin over the nodes instead of in blocks.
+const srunPrologue = `# Steps started by tasks (srun inside a task) share the node with this pool
+# and with each other, and bind and place their tasks as from the batch script.
+export SLURM_OVERLAP=1
+unset SLURM_CPU_BIND SLURM_CPU_BIND_TYPE SLURM_CPU_BIND_LIST SLURM_CPU_BIND_VERBOSE SLURM_DISTRIBUTION
+`
 
 func withNewline(s string) string {
 	if strings.HasSuffix(s, "\n") {

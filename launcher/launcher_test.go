@@ -23,7 +23,7 @@ func TestLineGolden(t *testing.T) {
 	}{
 		{"single", "single", 1, ""},
 		{"simple", "simple", 4, ""},
-		{"srun", "srun", 4, "--cpu-bind=none --mpi=none"},
+		{"srun", "srun", 4, "--mpi=none"},
 		{"mpiexec", "mpiexec", 4, "--cpu-bind depth --depth 64"},
 		{"mpiexec-openmpi", "mpiexec-openmpi", 4, "--bind-to none"},
 		{"aprun", "aprun", 4, "-cc none"},

@@ -21,13 +21,16 @@ const (
 	Failed    State = "failed"
 	Cancelled State = "cancelled"
 	Timeout   State = "timeout"
+	// Preempted: the scheduler ended the job to run another (Slurm PR,
+	// sacct PREEMPTED). A job it requeues instead shows pending again.
+	Preempted State = "preempted"
 	Unknown   State = "unknown"
 )
 
 // Terminal reports whether a block in this state will never run again.
 func (s State) Terminal() bool {
 	switch s {
-	case Completed, Failed, Cancelled, Timeout:
+	case Completed, Failed, Cancelled, Timeout, Preempted:
 		return true
 	}
 	return false
@@ -38,6 +41,10 @@ type Status struct {
 	State    State
 	ExitCode int    // when known and terminal
 	Message  string // scheduler's reason, when it gives one
+	// Stuck: a pending or held job whose reason will not clear by itself
+	// (held, an invalid account or QOS, a request above a per-job limit);
+	// only a person, or strategy.max_pending, ends the wait.
+	Stuck bool
 }
 
 // Submission is one block to submit.

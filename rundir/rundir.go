@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -18,6 +19,7 @@ const (
 	JournalFile    = "htex.db"
 	LogFile        = "daemon.log"
 	PidFile        = "daemon.pid"
+	LockFile       = "daemon.lock"
 	KeysDir        = "keys"
 	BlocksDir      = "blocks"
 )
@@ -63,18 +65,56 @@ type Connection struct {
 // Path joins a name to the run directory.
 func Path(dir, name string) string { return filepath.Join(dir, name) }
 
-// Create makes the run directory (0700) and its blocks folder.
+// Create makes the run directory (0700) and its blocks folder. An existing
+// directory keeps its mode (it may be a shared folder that others use); it
+// must belong to this user and be empty or a run directory already.
 func Create(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create run directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("create run directory: %w", err)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create run directory: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("run directory: %w", err)
+	default:
+		if err := checkExisting(dir, st); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(dir, BlocksDir), 0o700); err != nil {
 		return fmt.Errorf("create blocks folder: %w", err)
 	}
 	return nil
+}
+
+// markers are the entries that make a folder a run directory.
+var markers = []string{BlocksDir, JournalFile, KeysDir, ConnectionFile, LockFile}
+
+// checkExisting accepts an existing folder as a run directory when it is a
+// directory of this user that is empty or has a run directory's entries.
+func checkExisting(dir string, st os.FileInfo) error {
+	if !st.IsDir() {
+		return fmt.Errorf("run directory %s: not a directory", dir)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("run directory %s belongs to uid %d, not to you (uid %d): choose a folder of your own with --run-dir",
+			dir, sys.Uid, os.Geteuid())
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	for _, m := range markers {
+		if _, err := os.Lstat(filepath.Join(dir, m)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("run directory %s is not empty and holds no run (no %s or %s): choose an empty or new folder with --run-dir",
+		dir, JournalFile, BlocksDir)
 }
 
 // WriteConnection writes the connection file atomically (0600).

@@ -6,10 +6,13 @@
 #
 #   up      install slurm-wlm and munge when missing, start munged,
 #           slurmctld and four slurmd, wait until the four nodes are idle.
-#           Does nothing when the cluster is already up and healthy.
+#           Does nothing when the cluster is already up and healthy with
+#           the configuration this script writes; restarts it when it runs
+#           with another one (an older version of this script).
 #   down    cancel the jobs, stop every daemon this script started (by the
 #           pids in their pid files, never by name). Safe to run twice.
-#   status  print the daemons' pids and sinfo; exit 0 only when healthy.
+#   status  print the daemons' pids and sinfo; exit 0 only when healthy and
+#           running with the configuration this script writes.
 #
 # Environment:
 #   HTEX_SLURM_STATE   state directory (default /var/tmp/htex-slurm)
@@ -122,13 +125,18 @@ start_munge() {
 	die "munge -n | unmunge fails after starting munged"
 }
 
-write_conf() {
+# render_conf writes the cluster's slurm.conf and cgroup.conf as
+# "$CONF.new" and "<dir>/cgroup.conf.new" (none when task/cgroup is not
+# used); install_conf puts them in place. up compares them with the files in
+# place, so that a running cluster started with another configuration (an
+# older version of this script) is restarted rather than kept.
+render_conf() {
 	local host=$1 last_port=$((FIRST_NODE_PORT + ${#NODES[@]} - 1))
 	if [ -e "$CONF" ] && ! grep -qxF "$MARKER" "$CONF"; then
 		die "$CONF exists and was not written by this script; move it away or set HTEX_SLURM_CONF"
 	fi
 	mkdir -p "$(dirname "$CONF")"
-	cat >"$CONF.tmp" <<EOF
+	cat >"$CONF.new" <<EOF
 $MARKER
 # A four-node test cluster on one host (LOCAL-SLURM.md). State: $STATE
 ClusterName=htex
@@ -147,7 +155,11 @@ SlurmdPidFile=$STATE/slurmd-%n.pid
 SlurmdLogFile=$STATE/slurmd-%n.log
 SlurmdParameters=config_overrides
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# Binding as on production clusters: task/affinity binds each task (the
+# partition's CpuBind=threads is OLCF Frontier's default --cpu-bind) and
+# task/cgroup, where it works, confines each step to its CPUs. A pool
+# started without --cpu-bind=none sees one CPU.
+TaskPlugin=$TASK_PLUGIN
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
@@ -162,9 +174,74 @@ MinJobAge=300
 SlurmctldTimeout=30
 SlurmdTimeout=60
 NodeName=n[1-${#NODES[@]}] NodeHostname=$host NodeAddr=127.0.0.1 Port=$FIRST_NODE_PORT-$last_port CPUs=2 RealMemory=4096 State=UNKNOWN
-PartitionName=debug Nodes=n[1-${#NODES[@]}] Default=YES OverSubscribe=FORCE MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=n[1-${#NODES[@]}] Default=YES OverSubscribe=FORCE CpuBind=threads MaxTime=INFINITE State=UP
 EOF
-	mv "$CONF.tmp" "$CONF"
+	render_cgroup_conf
+}
+
+# conf_current: the files in place are those render_conf wrote.
+conf_current() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	cmp -s "$CONF.new" "$CONF" || return 1
+	if [ -e "$cg.new" ]; then
+		cmp -s "$cg.new" "$cg"
+	else
+		[ ! -e "$cg" ]
+	fi
+}
+
+install_conf() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	mv "$CONF.new" "$CONF"
+	if [ -e "$cg.new" ]; then
+		mv "$cg.new" "$cg"
+	else
+		rm -f "$cg"
+	fi
+}
+
+# render_cgroup_conf writes cgroup.conf (as .new) next to slurm.conf (where Slurm reads
+# it) when task/cgroup is used: each step is confined to the CPUs it was
+# given (ConstrainCores), as on production clusters. A Slurm built for
+# several slurmd per host keeps each node's cgroups apart under
+# /slurm_<node>. Memory and devices are not constrained: four nodes share
+# one host's memory, and there are no GPUs.
+render_cgroup_conf() {
+	local cg
+	cg=$(dirname "$CONF")/cgroup.conf
+	if [ -e "$cg" ] && ! grep -qxF "$MARKER" "$cg"; then
+		die "$cg exists and was not written by this script; move it away"
+	fi
+	rm -f "$cg.new"
+	if [ "$TASK_PLUGIN" = task/affinity ]; then
+		return 0
+	fi
+	cat >"$cg.new" <<EOF
+$MARKER
+CgroupPlugin=cgroup/v1
+ConstrainCores=yes
+ConstrainRAMSpace=no
+ConstrainDevices=no
+EOF
+}
+
+# task_plugin: task/affinity binds tasks to CPUs (sched_setaffinity) and
+# works anywhere. task/cgroup is added where this machine has a writable
+# cgroup v1 cpuset hierarchy (as in this project's container). On a cgroup
+# v2 host, Slurm 22.05's cgroup/v2 wants a hierarchy delegated by systemd to
+# slurmd, which a test machine without systemd does not have: there the
+# cluster binds with task/affinity alone, which is what shows a pool bound
+# to one CPU.
+task_plugin() {
+	local probe=/sys/fs/cgroup/cpuset/htex-probe-$$
+	if [ ! -f /sys/fs/cgroup/cgroup.controllers ] && mkdir "$probe" 2>/dev/null; then
+		rmdir "$probe"
+		echo task/affinity,task/cgroup
+	else
+		echo task/affinity
+	fi
 }
 
 # node_states: one "name state" line per node, nothing when sinfo fails.
@@ -207,9 +284,17 @@ log_tail() {
 
 up() {
 	need_root
+	local host
+	host=$(hostname -s)
+	TASK_PLUGIN=$(task_plugin)
+	render_conf "$host"
 	if healthy; then
-		say "already up: ${#NODES[@]} nodes"
-		return 0
+		if conf_current; then
+			rm -f "$CONF.new" "$(dirname "$CONF")/cgroup.conf.new"
+			say "already up: ${#NODES[@]} nodes"
+			return 0
+		fi
+		say "up with another configuration: restarting"
 	fi
 	if [ -d "$STATE" ]; then
 		down_daemons
@@ -219,9 +304,7 @@ up() {
 	local n
 	for n in "${NODES[@]}"; do mkdir -p "$STATE/spool/$n"; done
 	start_munge
-	local host
-	host=$(hostname -s)
-	write_conf "$host"
+	install_conf
 	rm -f "$STATE"/*.log
 	say "starting slurmctld on $host (port $CTLD_PORT)"
 	slurmctld -c || {
@@ -249,7 +332,7 @@ up() {
 		fi
 		sleep 0.5
 	done
-	say "up: ${#NODES[@]} idle nodes in partition debug (state in $STATE, config $CONF)"
+	say "up: ${#NODES[@]} idle nodes in partition debug, $TASK_PLUGIN (state in $STATE, config $CONF)"
 }
 
 # down_daemons cancels jobs and stops slurmd's and slurmctld.
@@ -300,6 +383,15 @@ status() {
 	if [ $rc -eq 0 ]; then
 		node_states
 		healthy || rc=1
+	fi
+	if [ $rc -eq 0 ] && [ "$(id -u)" -eq 0 ]; then # render_conf writes next to $CONF
+		TASK_PLUGIN=$(task_plugin)
+		render_conf "$(hostname -s)"
+		if ! conf_current; then
+			echo "running with another configuration than this script writes (up restarts it)"
+			rc=1
+		fi
+		rm -f "$CONF.new" "$(dirname "$CONF")/cgroup.conf.new"
 	fi
 	if [ $rc -eq 0 ]; then echo "healthy"; else echo "not healthy"; fi
 	return $rc

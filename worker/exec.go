@@ -158,7 +158,8 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 		Dir:   t.Cwd,
 		Env:   s.taskEnv(t),
 		Files: []uintptr{s.p.devnull.Fd(), uintptr(childFds[0]), uintptr(childFds[1])},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+		// Pdeathsig: the task dies with its pool (supervise.go).
+		Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL},
 	}
 	pid, err := syscall.ForkExec(path, t.Argv, attr)
 	unix.Close(childFds[0])

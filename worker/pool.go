@@ -14,7 +14,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -108,7 +107,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer sock.Close()
 
 	wakeEP := fmt.Sprintf("inproc://htex-pool-wake-%d", wakeSeq.Add(1))
-	wake, _ := zmq.NewSocket(zmq.PULL)
+	wake, err := zmq.NewSocket(zmq.PULL)
+	if err != nil {
+		return fmt.Errorf("wake socket: %w", err)
+	}
 	wake.SetLinger(0)
 	if err := wake.Bind(wakeEP); err != nil {
 		return err
@@ -118,9 +120,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	// once rather than at its next heartbeat.
 	loopDone := make(chan struct{})
 	defer close(loopDone)
+	var signalledAt atomic.Int64 // Unix µs of the pool's SIGTERM, 0 = none yet
+	terminated := func() time.Time {
+		if us := signalledAt.Load(); us != 0 {
+			return time.UnixMicro(us)
+		}
+		return time.Time{}
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
+			signalledAt.Store(time.Now().UnixMicro())
 		case <-loopDone:
 			return
 		}
@@ -193,10 +203,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	lastBeat := time.Now()
 	var batch, taken []*wire.Result
 	var holdUntil time.Time // when held results must go out
-	// Results of tasks killed by a signal the pool did not send, held back
-	// for signalGrace (see killedByBatchSystem).
-	var suspect []*wire.Result
-	var suspectAt []time.Time
+	// Results held back in case the batch system is ending the pool (see
+	// judge), in the order their tasks ended.
+	var withheld []*wire.Result
 	stopping := false
 	for {
 		select {
@@ -209,16 +218,30 @@ func (p *Pool) Run(ctx context.Context) error {
 			// tell the interchange, which runs them again elsewhere.
 			p.log.Info("terminated: stopping running tasks and leaving", "tasks", len(p.held))
 			p.run.killAll()
-			if len(batch) > 0 { // held results of tasks that did finish
-				sendResults(out.add(batch, time.Now()))
+			// Results of tasks that finished before the batch system
+			// struck go out; those of the tasks it ended stay held, and
+			// the interchange runs them again with the pool's other tasks.
+			now, term := time.Now(), terminated()
+			if term.IsZero() {
+				term = now
+			}
+			taken, _ = p.fin.take(taken[:0])
+			for _, r := range append(withheld, taken...) {
+				if judge(r, now, term) == report {
+					delete(p.held, r.TaskId)
+					batch = append(batch, r)
+				}
+			}
+			if len(batch) > 0 {
+				sendResults(out.add(batch, now))
 			}
 			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
-			time.Sleep(100 * time.Millisecond) // let the goodbye leave before the socket closes
+			sock.SetLinger(time.Second) // the goodbye leaves after Close (zsock.Flush at exit)
 			return ctx.Err()
 		}
 		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))
-		if len(suspectAt) > 0 {
-			timeout = min(timeout, time.Until(suspectAt[0].Add(signalGrace)))
+		if len(withheld) > 0 {
+			timeout = min(timeout, time.Until(time.UnixMicro(withheld[0].EndUnixUs).Add(signalGrace)))
 		}
 		if !holdUntil.IsZero() { // zmq polls in whole milliseconds: round up
 			timeout = min(timeout, time.Until(holdUntil).Truncate(time.Millisecond)+time.Millisecond)
@@ -304,20 +327,27 @@ func (p *Pool) Run(ctx context.Context) error {
 		for {
 			var slotsFed bool
 			taken, slotsFed = p.fin.take(taken[:0])
+			term := terminated()
 			for _, r := range taken {
-				if killedByBatchSystem(r) {
-					suspect, suspectAt = append(suspect, r), append(suspectAt, now)
+				switch judge(r, now, term) {
+				case hold:
+					withheld = append(withheld, r)
+					continue
+				case lose: // the task stays held, and is lost with the pool
 					continue
 				}
 				delete(p.held, r.TaskId)
 				p.busy.Add(-1)
 				batch = append(batch, r)
 			}
-			// The pool outlived the signal that killed these tasks: it was
-			// not the batch system ending the block, so they count as run.
-			for len(suspect) > 0 && now.Sub(suspectAt[0]) >= signalGrace && ctx.Err() == nil {
-				r := suspect[0]
-				suspect, suspectAt = suspect[1:], suspectAt[1:]
+			// Held results whose grace has passed: the pool outlived
+			// them, so the batch system did not end these tasks.
+			for len(withheld) > 0 && ctx.Err() == nil {
+				r := withheld[0]
+				if judge(r, now, term) != report {
+					break
+				}
+				withheld = withheld[1:]
 				delete(p.held, r.TaskId)
 				p.busy.Add(-1)
 				batch = append(batch, r)
@@ -364,28 +394,6 @@ func (p *Pool) Run(ctx context.Context) error {
 			return fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", now.Sub(lastContact).Round(time.Second))
 		}
 	}
-}
-
-// signalGrace is how long the result of a task killed by SIGTERM, SIGKILL,
-// SIGINT or SIGHUP waits before it is reported.
-const signalGrace = time.Second
-
-// killedByBatchSystem reports whether a task died of a signal the pool did
-// not send (not a timeout, not a cancel) of the kind a batch system sends
-// to every process of a job it ends (scancel, qdel, walltime). Such a
-// result is held for signalGrace: when the pool itself is terminated
-// meanwhile, the result is dropped and the task stays with the pool, which
-// the interchange then loses, so the task runs again elsewhere instead of
-// failing with "killed by signal terminated".
-func killedByBatchSystem(r *wire.Result) bool {
-	if r.ErrorKind != wire.ErrorKind_SIGNAL {
-		return false
-	}
-	switch syscall.Signal(r.Signal) {
-	case syscall.SIGTERM, syscall.SIGKILL, syscall.SIGINT, syscall.SIGHUP:
-		return true
-	}
-	return false
 }
 
 func (p *Pool) startDrain(send func(*wire.Envelope)) {

@@ -221,3 +221,15 @@ func NumericHosts(ctx context.Context, hosts []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Flush waits, at most d, until messages still queued on closed sockets
+// with a linger have left: a process that exits at once drops them. Every
+// socket must be closed (or be closed within d).
+func Flush(d time.Duration) {
+	done := make(chan struct{})
+	go func() { zmq.Term(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}

@@ -86,6 +86,26 @@ func node(getenv func(string) string, allowed func() ([]int, error), meminfo fun
 	return n, nil
 }
 
+// OnlineCPUs returns the CPUs the kernel runs on this node
+// (/sys/devices/system/cpu/online), whatever the process's mask; nil when
+// that file cannot be read. With Node's CPUs it tells a pool bound to part
+// of its node (pinning.LauncherBindHint).
+func OnlineCPUs() []int {
+	data, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil
+	}
+	cpus, err := pinning.ParseCPUList(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil
+	}
+	return cpus
+}
+
+// AllowedCPUs returns the CPUs of the process's affinity mask, ascending,
+// whatever HTEX_CORES says.
+func AllowedCPUs() ([]int, error) { return affinity() }
+
 // affinity returns the CPUs of the process's affinity mask, ascending.
 func affinity() ([]int, error) {
 	var set unix.CPUSet

@@ -58,6 +58,15 @@ func (l *Local) Submit(_ context.Context, s providers.Submission) (string, error
 		return "", &providers.CommandError{Command: "bash " + s.ScriptPath, ExitCode: -1, Err: err}
 	}
 	id := strconv.Itoa(cmd.Process.Pid)
+	self, err := identOf(cmd.Process.Pid)
+	if err == nil {
+		err = writeIdent(s.Dir, self)
+	}
+	if err != nil { // without it no later daemon could ever signal the block
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		return "", fmt.Errorf("local submit: record the block's process: %w", err)
+	}
 	l.mu.Lock()
 	l.dirs[id] = s.Dir
 	l.mu.Unlock()
@@ -105,19 +114,22 @@ func (l *Local) Status(_ context.Context, ids []string) (map[string]providers.St
 			out[id] = providers.Status{State: providers.Unknown, Message: "not a local job id"}
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		switch {
+		case known && ours(dir, pid):
 			out[id] = providers.Status{State: providers.Running}
-		} else if known {
-			// gone without writing its status: killed with its wrapper
-			out[id] = providers.Status{State: providers.Cancelled, Message: "block process group was killed"}
-		} else {
-			out[id] = providers.Status{State: providers.Unknown}
+		case known:
+			// gone without writing its status (killed with its wrapper), or
+			// the pid now belongs to another process
+			out[id] = providers.Status{State: providers.Cancelled, Message: "block process is gone (killed, or its pid now belongs to another process)"}
+		default:
+			out[id] = providers.Status{State: providers.Unknown, Message: "no block folder known for this pid: not signalled"}
 		}
 	}
 	return out, nil
 }
 
-// Cancel sends SIGTERM to each block's process group, then SIGKILL.
+// Cancel sends SIGTERM to each block's process group, then SIGKILL; only
+// to a group whose leader is still the process the block started (ident.go).
 func (l *Local) Cancel(_ context.Context, ids []string) error {
 	var errs []error
 	for _, id := range ids {
@@ -126,11 +138,21 @@ func (l *Local) Cancel(_ context.Context, ids []string) error {
 			errs = append(errs, fmt.Errorf("local cancel: bad job id %q", id))
 			continue
 		}
+		l.mu.Lock()
+		dir := l.dirs[id]
+		l.mu.Unlock()
+		if !ours(dir, pid) {
+			continue // ended already, or the pid is another process's now
+		}
 		if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("local cancel %s: %w", id, err))
 			continue
 		}
-		time.AfterFunc(5*time.Second, func() { syscall.Kill(-pid, syscall.SIGKILL) })
+		time.AfterFunc(5*time.Second, func() {
+			if ours(dir, pid) {
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		})
 	}
 	return errors.Join(errs...)
 }

@@ -27,6 +27,12 @@
 // Unknown is not terminal, but the daemon ends a block that stays unknown
 // (vanished or moved) once it is past its first seconds.
 //
+// The job's comment is the status message: the reason a queued job waits.
+// A held job (H), and a queued one whose comment starts "Can Never Run",
+// is stuck: it will not start by itself. A job that ran and is queued
+// again was requeued (preempted, or its node failed); the daemon tells
+// that from the state it saw before.
+//
 // A finished job (history, seen only with -x) is judged, in this order, on its
 // Exit_status and on its substate (91 JOB_SUBSTATE_TERMINATED = deleted with
 // qdel, 92 FINISHED, 93 FAILED):

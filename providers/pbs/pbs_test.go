@@ -94,6 +94,7 @@ func TestStatusFixtures(t *testing.T) {
 		state providers.State
 		code  int
 		msg   string // substring of Message
+		stuck bool
 	}
 	id := func(n string) string { return n + "." + srv }
 	tests := []struct {
@@ -102,35 +103,40 @@ func TestStatusFixtures(t *testing.T) {
 		want    map[string]want
 	}{
 		{"qstat-queued.json", []string{id("2143560"), "2143561", "2143562.polaris-pbs-01"}, map[string]want{
-			id("2143560"):            {providers.Pending, 0, "Not Running: Insufficient amount of resource"},
-			"2143561":                {providers.Held, 0, "too many failed attempts"},
-			"2143562.polaris-pbs-01": {providers.Pending, 0, ""},
+			id("2143560"):            {providers.Pending, 0, "Not Running: Insufficient amount of resource", false},
+			"2143561":                {providers.Held, 0, "held (job_state H); job held, too many failed attempts to run", true},
+			"2143562.polaris-pbs-01": {providers.Pending, 0, "", false},
+		}},
+		{"qstat-stuck.json", []string{"2143580", "2143581", "2143582"}, map[string]want{
+			"2143580": {providers.Pending, 0, "Can Never Run: Insufficient amount of queue resource", true},
+			"2143581": {providers.Held, 0, "held", true},
+			"2143582": {providers.Pending, 0, "Job requeued", false},
 		}},
 		{"qstat-running.json", []string{id("2143563"), id("2143564")}, map[string]want{
-			id("2143563"): {providers.Running, 0, "Job run at"},
-			id("2143564"): {providers.Running, 0, ""}, // E: exiting, not terminal yet
+			id("2143563"): {providers.Running, 0, "Job run at", false},
+			id("2143564"): {providers.Running, 0, "", false}, // E: exiting, not terminal yet
 		}},
 		{"qstat-finished.json", []string{"2143565", "2143566", "2143567", "2143568", "2143569", "2143570", "2143571", "2143572", "2143573"}, map[string]want{
-			"2143565": {providers.Completed, 0, "and finished"},
-			"2143566": {providers.Failed, 1, "Exit_status 1"},
-			"2143567": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME"},
-			"2143568": {providers.Cancelled, 271, "killed by signal 15"},
-			"2143569": {providers.Cancelled, 0, "deleted with qdel"},
-			"2143570": {providers.Failed, -27, "JOB_EXEC_KILL_MEM"},
-			"2143571": {providers.Failed, 265, "killed by signal 9"},
-			"2143572": {providers.Timeout, 271, "walltime exceeded"}, // older PBS: 271 at the limit
-			"2143573": {providers.Failed, -3, "JOB_EXEC_RETRY"},
+			"2143565": {providers.Completed, 0, "and finished", false},
+			"2143566": {providers.Failed, 1, "Exit_status 1", false},
+			"2143567": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME", false},
+			"2143568": {providers.Cancelled, 271, "killed by signal 15", false},
+			"2143569": {providers.Cancelled, 0, "deleted with qdel", false},
+			"2143570": {providers.Failed, -27, "JOB_EXEC_KILL_MEM", false},
+			"2143571": {providers.Failed, 265, "killed by signal 9", false},
+			"2143572": {providers.Timeout, 271, "walltime exceeded", false}, // older PBS: 271 at the limit
+			"2143573": {providers.Failed, -3, "JOB_EXEC_RETRY", false},
 		}},
 		{"qstat-array.json", []string{"4000123[]." + srv}, map[string]want{
-			"4000123[]." + srv: {providers.Running, 0, "Began"},
+			"4000123[]." + srv: {providers.Running, 0, "Began", false},
 		}},
 		{"qstat-quirks.txt", []string{"2143563", "2143564"}, map[string]want{
-			"2143563": {providers.Running, 0, "Job run at"},
-			"2143564": {providers.Failed, 1, "Exit_status 1"},
+			"2143563": {providers.Running, 0, "Job run at", false},
+			"2143564": {providers.Failed, 1, "Exit_status 1", false},
 		}},
 		{"qstat-none.json", []string{"1", "2"}, map[string]want{
-			"1": {providers.Unknown, 0, ""},
-			"2": {providers.Unknown, 0, ""},
+			"1": {providers.Unknown, 0, "", false},
+			"2": {providers.Unknown, 0, "", false},
 		}},
 	}
 	for _, tt := range tests {
@@ -156,8 +162,8 @@ func TestStatusFixtures(t *testing.T) {
 					t.Errorf("%s: missing", id)
 					continue
 				}
-				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) {
-					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q", id, g, w.state, w.code, w.msg)
+				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) || g.Stuck != w.stuck {
+					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q, stuck %v", id, g, w.state, w.code, w.msg, w.stuck)
 				}
 			}
 		})

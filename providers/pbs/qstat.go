@@ -71,8 +71,13 @@ func (j job) status() providers.Status {
 	msg := join(stateMeanings[letter], string(j.Comment))
 	switch letter {
 	case "Q", "W", "T":
-		return providers.Status{State: providers.Pending, Message: msg}
-	case "H", "S", "U":
+		return providers.Status{State: providers.Pending, Message: msg, Stuck: neverRuns(string(j.Comment))}
+	case "H":
+		// Held (by the user, an operator, or the server after too many
+		// failed starts: "job held, too many failed attempts to run",
+		// OpenPBS src/server/req_runjob.c): it waits for qrls.
+		return providers.Status{State: providers.Held, Message: msg, Stuck: true}
+	case "S", "U":
 		return providers.Status{State: providers.Held, Message: msg}
 	case "R", "E", "B":
 		return providers.Status{State: providers.Running, Message: msg}
@@ -114,6 +119,15 @@ func (j job) finished() providers.Status {
 		st.Message = join("finished without an Exit_status", comment)
 	}
 	return st
+}
+
+// neverRuns reports whether the scheduler's comment on a queued job says
+// it can never run as asked: the scheduler starts such comments with
+// "Can Never Run", and those of jobs that wait for resources with "Not
+// Running" (OpenPBS src/scheduler/constant.h, NEVER_RUN_PREFIX and
+// NOT_RUN_PREFIX, written by src/scheduler/job_info.cpp).
+func neverRuns(comment string) bool {
+	return strings.HasPrefix(strings.TrimSpace(comment), "Can Never Run")
 }
 
 // commentSaysDeleted is the fallback for output without a substate:

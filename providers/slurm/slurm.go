@@ -233,8 +233,11 @@ func onlyFinishedComplaints(stderr string) bool {
 }
 
 // ParseSqueue reads lines of `squeue -h -o "%i %t %r"` (job id, compact
-// state, reason). "CLUSTER: name" header lines of multi-cluster output are
-// skipped.
+// state, reason; squeue(1) of Slurm 22.05, "-o <output_format>": %i job
+// id, %t compact state, %r "the reason a job is in its current state").
+// The reason is the rest of the line, since some hold spaces
+// ("ReqNodeNotAvail, UnavailableNodes:n[1-2]"). "CLUSTER: name" header
+// lines of multi-cluster output are skipped.
 func ParseSqueue(text string) map[string]providers.Status {
 	out := map[string]providers.Status{}
 	for _, line := range strings.Split(text, "\n") {
@@ -247,6 +250,9 @@ func ParseSqueue(text string) map[string]providers.Status {
 		if reason == "None" || reason == "(null)" {
 			reason = ""
 		}
+		if st.State == providers.Pending || st.State == providers.Held {
+			st.Stuck = st.Stuck || Stuck(reason)
+		}
 		if st.Message == "" {
 			st.Message = reason
 		} else if reason != "" {
@@ -255,6 +261,41 @@ func ParseSqueue(text string) map[string]providers.Status {
 		out[f[0]] = st
 	}
 	return out
+}
+
+// stuckReasons are pending reasons that never clear by themselves
+// (Slurm's "Job Reason Codes", https://slurm.schedmd.com/job_reason_codes.html):
+// a hold waits for scontrol release, an invalid or refused account, QOS
+// or partition for the request to change, a dependency that can never be
+// satisfied for nothing.
+var stuckReasons = map[string]bool{
+	"JobHeldUser": true, "JobHeldAdmin": true, "InvalidAccount": true, "InvalidQOS": true,
+	"AccountNotAllowed": true, "QOSNotAllowed": true, "PartitionConfig": true, "BadConstraints": true,
+	"DependencyNeverSatisfied": true,
+}
+
+// Stuck reports whether a pending job's reason will not clear by itself:
+// a hold, an invalid account or QOS, a request above a maximum of its QOS
+// or association (QOSMax*, AssocMax*, Max*PerAccount: "a portion of the
+// job request exceeds a maximum limit"), or an association whose
+// allocation of minutes is spent (AssocGrp*Minutes, "by past, present and
+// future jobs"; the *RunMinutes limits count running jobs only and clear).
+// Limits on what is running now (AssocGrpCpuLimit, QOSGrpNodeLimit) clear
+// as other jobs end, and so do Priority, Resources and
+// ReqNodeNotAvail while nodes come back: they are not stuck.
+func Stuck(reason string) bool {
+	word, _, _ := strings.Cut(reason, ",") // "ReqNodeNotAvail, UnavailableNodes:..."
+	word = strings.TrimSpace(word)
+	switch {
+	case stuckReasons[word]:
+		return true
+	case strings.HasPrefix(word, "QOSMax"), strings.HasPrefix(word, "AssocMax"),
+		strings.HasPrefix(word, "Max") && strings.HasSuffix(word, "PerAccount"):
+		return true
+	case strings.HasPrefix(word, "AssocGrp") && strings.Contains(word, "Minutes") && !strings.Contains(word, "RunMinutes"):
+		return true
+	}
+	return false
 }
 
 // squeueState maps squeue's compact state codes (SPEC.md "Providers").
@@ -272,11 +313,14 @@ func squeueState(code string) providers.Status {
 		return providers.Status{State: providers.Cancelled}
 	case "TO":
 		return providers.Status{State: providers.Timeout}
-	case "S", "ST", "RH", "RD", "SE":
+	case "S", "ST":
 		return providers.Status{State: providers.Held, Message: longState(code)}
+	case "RH", "RD", "SE":
+		// Held until someone releases it (scontrol release).
+		return providers.Status{State: providers.Held, Message: longState(code), Stuck: true}
 	case "PR":
-		// Preempted: the job may yet be requeued; sacct tells the end.
-		return providers.Status{State: providers.Unknown, Message: "preempted"}
+		// Preempted and not requeued (a requeued job shows PD again).
+		return providers.Status{State: providers.Preempted}
 	}
 	return providers.Status{State: providers.Unknown, Message: fmt.Sprintf("unrecognised squeue state %q", code)}
 }
@@ -324,7 +368,7 @@ func sacctState(s string) providers.Status {
 		return providers.Status{State: providers.Failed, Message: strings.ToLower(strings.ReplaceAll(word, "_", " "))}
 	case "PREEMPTED":
 		// sacct's record is final: a requeued job would show REQUEUED.
-		return providers.Status{State: providers.Failed, Message: "preempted"}
+		return providers.Status{State: providers.Preempted}
 	case "CANCELLED":
 		return providers.Status{State: providers.Cancelled, Message: strings.ToLower(strings.TrimSpace(s))}
 	case "TIMEOUT":

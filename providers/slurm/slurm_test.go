@@ -115,7 +115,7 @@ func TestParseSqueue(t *testing.T) {
 		"6": {State: providers.Completed},
 		"7": {State: providers.Running},
 		"8": {State: providers.Pending, Message: "Priority"},
-		"9": {State: providers.Pending, Message: "JobHeldUser"},
+		"9": {State: providers.Pending, Message: "JobHeldUser", Stuck: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseSqueue:\n got %+v\nwant %+v", got, want)
@@ -131,6 +131,47 @@ func TestParseSqueue(t *testing.T) {
 	}
 }
 
+// TestParseSqueueReasons: every pending reason reaches the status message
+// verbatim, and those that never clear by themselves are marked stuck.
+func TestParseSqueueReasons(t *testing.T) {
+	got := ParseSqueue(fixture(t, "squeue-reasons.txt"))
+	pd := func(reason string, stuck bool) providers.Status {
+		return providers.Status{State: providers.Pending, Message: reason, Stuck: stuck}
+	}
+	want := map[string]providers.Status{
+		"201": pd("JobHeldUser", true),
+		"202": pd("JobHeldAdmin", true),
+		"203": pd("InvalidAccount", true),
+		"204": pd("InvalidQOS", true),
+		"205": pd("AssocGrpCPUMinutesLimit", true),
+		"206": pd("AssocGrpCpuLimit", false), // clears as the group's running jobs end
+		"207": pd("QOSMaxWallDurationPerJobLimit", true),
+		"208": pd("QOSMaxCpuPerJobLimit", true),
+		"209": pd("AssocMaxNodesPerJobLimit", true),
+		"210": pd("PartitionConfig", true),
+		"211": pd("ReqNodeNotAvail, Reserved for maintenance", false),
+		"212": pd("Priority", false),
+		"213": pd("Resources", false),
+		"214": pd("Dependency", false),
+		"215": pd("DependencyNeverSatisfied", true),
+		"216": {State: providers.Held, Message: "requeued, held: JobHeldAdmin", Stuck: true},
+		"217": {State: providers.Held, Message: "held by a deleted reservation: ReqNodeNotAvail, Reserved for maintenance", Stuck: true},
+		"218": {State: providers.Preempted},
+		"219": pd("BeginTime", false),
+		"220": pd("MaxCpuPerAccount", true),
+		"221": pd("AssocGrpNodeRunMinutes", false),
+		"222": pd("QOSGrpNodeLimit", false),
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("job %s: %+v, want %+v", id, got[id], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("ParseSqueue gave %d jobs, want %d", len(got), len(want))
+	}
+}
+
 func TestSqueueStates(t *testing.T) {
 	for code, want := range map[string]providers.State{
 		"PD": providers.Pending, "CF": providers.Pending,
@@ -140,7 +181,7 @@ func TestSqueueStates(t *testing.T) {
 		"CA": providers.Cancelled,
 		"TO": providers.Timeout,
 		"S":  providers.Held, "ST": providers.Held,
-		"PR": providers.Unknown,
+		"PR": providers.Preempted, "RH": providers.Held, "RD": providers.Held, "SE": providers.Held,
 		"ZZ": providers.Unknown,
 	} {
 		if got := squeueState(code).State; got != want {
@@ -161,7 +202,7 @@ func TestParseSacct(t *testing.T) {
 		"107": {State: providers.Pending},
 		"108": {State: providers.Running},
 		"109": {State: providers.Pending},
-		"110": {State: providers.Failed, Message: "preempted"},
+		"110": {State: providers.Preempted},
 		"111": {State: providers.Held, Message: "suspended"},
 		"112": {State: providers.Failed, Message: "boot fail"},
 		"113": {State: providers.Failed, Message: "deadline"},

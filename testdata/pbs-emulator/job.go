@@ -19,7 +19,7 @@ import (
 const jobSubcommand = "__pbs_emulator_job"
 
 // runJob is the wrapper: it waits out the queue delay and any hold, runs the
-// script as its own process group, enforces walltime, honours qdel and
+// script in a session of its own, enforces walltime, honours qdel and
 // writes the final state. It is a session leader (qsub starts it with
 // setsid), detached from qsub.
 func runJob(args []string) int {
@@ -150,8 +150,8 @@ func runScript(seq int, sigs chan os.Signal, plan lifePlan) error {
 	killedForWalltime, waitErr := supervise(j, pgid, done, sigs)
 	close(stop)
 	<-played
-	_ = syscall.Kill(-pgid, syscall.SIGKILL) // the mom kills what is left of the session
-	cleanup()                                // before the job shows as finished
+	killSession(pgid, syscall.SIGKILL) // the mom kills what is left of the session
+	cleanup()                          // before the job shows as finished
 	code := exitStatus(cmd.ProcessState, waitErr)
 	if killedForWalltime {
 		code = exitKillWalltime
@@ -187,11 +187,11 @@ func supervise(j *Job, pgid int, done chan error, sigs chan os.Signal) (killedFo
 	var killTimer <-chan time.Time
 	terminate := func(force bool) {
 		if force {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			killSession(pgid, syscall.SIGKILL)
 			return
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		_ = syscall.Kill(-pgid, syscall.SIGCONT) // a suspended job must see it
+		killSession(pgid, syscall.SIGTERM)
+		killSession(pgid, syscall.SIGCONT) // a suspended job must see it
 		if killTimer == nil {
 			killTimer = time.After(j.KillDelay)
 		}
@@ -208,7 +208,7 @@ func supervise(j *Job, pgid int, done chan error, sigs chan os.Signal) (killedFo
 			cur, err := loadJobLocked(j.Seq)
 			terminate(err == nil && cur.Forced)
 		case <-killTimer:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			killSession(pgid, syscall.SIGKILL)
 		case err := <-done:
 			return killedForWalltime, err
 		}
@@ -257,6 +257,81 @@ func playRunning(seq, pgid int, steps []step, stop chan struct{}) {
 }
 
 var errDeleted = errors.New("job deleted")
+
+// killSession sends sig to every process of session sid (the job script is
+// its leader) as a PBS mom does on qdel, walltime and the job's end
+// (OpenPBS src/resmom/linux/mom_mach.c, kill_session called with dir 0 by
+// kill_job): down the session's process tree bottom up, children before
+// their parents, then any process of the session left, then, for SIGKILL
+// or when /proc showed none, the process group. Processes that moved to
+// process groups of their own, as worker pools put their tasks, are in the
+// session still and get the signal, before the pool that started them.
+func killSession(sid int, sig syscall.Signal) {
+	procs := sessionProcs(sid)
+	done := map[int]bool{}
+	var down func(pid int)
+	down = func(pid int) {
+		for _, c := range procs[pid] {
+			down(c)
+		}
+		if !done[pid] {
+			done[pid] = true
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	if _, ok := procs[sid]; ok {
+		down(sid)
+	}
+	for pid := range procs {
+		if !done[pid] {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	if sig == syscall.SIGKILL || len(procs) == 0 {
+		_ = syscall.Kill(-sid, sig)
+	}
+}
+
+// sessionProcs maps each process of session sid, from /proc, to its
+// children in the session.
+func sessionProcs(sid int) map[int][]int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	procs := map[int][]int{}
+	parent := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp session ...; comm may hold anything,
+		// so the fields are counted from the last ')'.
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data)[i+1:])
+		if len(f) > 3 && f[3] == strconv.Itoa(sid) {
+			ppid, _ := strconv.Atoi(f[1])
+			if _, ok := procs[pid]; !ok {
+				procs[pid] = nil
+			}
+			parent[pid] = ppid
+		}
+	}
+	for pid, ppid := range parent {
+		if _, ok := procs[ppid]; ok && ppid != pid {
+			procs[ppid] = append(procs[ppid], pid)
+		}
+	}
+	return procs
+}
 
 // exitStatus is PBS's Exit_status: the shell's exit code, or 256+signal
 // when the shell was killed by a signal.
@@ -337,7 +412,7 @@ func prepare(j *Job) (*exec.Cmd, func(), error) {
 	cmd.Dir = jobHome(j)
 	cmd.Env = jobEnv(j, nodefile, tmpdir)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	return cmd, func() {
 		cleanup()
 		stdout.Close()
@@ -349,8 +424,11 @@ func prepare(j *Job) (*exec.Cmd, func(), error) {
 
 // openStd opens the job's stdout and stderr files, honouring -j oe / eo.
 func openStd(j *Job) (*os.File, *os.File, error) {
+	// O_APPEND: the emulator appends its own lines (the walltime kill) to
+	// the same file while the job may still write, as a mom's spool file
+	// takes both.
 	open := func(p string) (*os.File, error) {
-		return os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		return os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	}
 	switch j.Join {
 	case "oe":

@@ -37,20 +37,10 @@ func New() *cli.App {
 			"batch script before anything is submitted.",
 		HideHelpCommand: true,
 		Commands:        commands(),
-		ExitErrHandler: func(c *cli.Context, err error) {
-			if err == nil {
-				return
-			}
-			var ec cli.ExitCoder
-			if errors.As(err, &ec) {
-				if msg := ec.Error(); msg != "" {
-					fmt.Fprintln(os.Stderr, msg)
-				}
-				os.Exit(ec.ExitCode())
-			}
-			fmt.Fprintln(os.Stderr, "htexctl:", err)
-			os.Exit(ExitUsage)
-		},
+		// Errors come back from Run to Main, which prints them and returns
+		// the exit status: no os.Exit here, so deferred cleanup (the
+		// daemon's, a CPU profile's) always runs.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 
@@ -65,9 +55,21 @@ func Main(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	if err := New().Run(args); err != nil {
-		fmt.Fprintln(os.Stderr, "htexctl:", err)
-		return ExitUsage
+	return exitStatus(New().Run(args))
+}
+
+// exitStatus prints err (if any) and returns the process's exit status.
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
 	}
-	return 0
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := ec.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "htexctl:", err)
+	return ExitUsage
 }

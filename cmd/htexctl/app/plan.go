@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ type planNode struct {
 	gpus   int
 	source string
 	vendor planVendor
+	hint   string // the detected CPU mask is smaller than the machine (pinning.LauncherBindHint)
 }
 
 // planVendor is the accelerator vendor plan resolved, and how.
@@ -102,6 +104,9 @@ func runPlan(c *cli.Context) error {
 	}
 	opts.Vendor = pn.vendor.name
 	layout, err := pinning.Plan(pn.node, opts)
+	if err != nil && pn.hint != "" {
+		return usageError("%v; %s", err, pn.hint)
+	}
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -190,6 +195,9 @@ func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNo
 		}
 		if pn.node.CPUs == nil {
 			pn.node.CPUs = d.CPUs
+			if os.Getenv(detect.EnvCores) == "" {
+				pn.hint = pinning.LauncherBindHint(d.CPUs, detect.OnlineCPUs())
+			}
 		}
 		if !memSet {
 			pn.node.MemoryGB = d.MemoryGB

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/htex/htex/config"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/pinning/detect"
@@ -36,6 +37,18 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
+			if os.Getenv(worker.SupervisedEnv) == "" {
+				// The process the batch script started supervises the
+				// pool, so that no task outlives it (worker/supervise.go).
+				code, err := worker.Supervise(os.Args, stoppedLimit(c))
+				if err != nil {
+					return failure("worker: %v", err)
+				}
+				if code != 0 {
+					return cli.Exit("", code)
+				}
+				return nil
+			}
 			dir, err := resolveRunDir(c, "htex")
 			if err != nil {
 				return usageError("%v", err)
@@ -73,8 +86,24 @@ func workerCommand() *cli.Command {
 			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
 				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
 				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs, Vendor: vendor})
+			hint := ""
+			if mask, err := detect.AllowedCPUs(); err == nil {
+				hint = pinning.LauncherBindHint(mask, detect.OnlineCPUs())
+				if hint != "" && len(node.CPUs) > len(mask) { // HTEX_CORES (cores_per_node) counts more
+					log.Warn(detect.EnvCores+" counts more CPUs than the pool may run on: "+hint, "cores", len(node.CPUs))
+				}
+			}
+			if os.Getenv(detect.EnvCores) != "" {
+				hint = "" // the layout used the override, not the mask
+			}
 			if err != nil {
+				if hint != "" {
+					return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v; %s", len(node.CPUs), node.MemoryGB, err, hint)
+				}
 				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
+			}
+			if hint != "" && layout.CutByMask() {
+				log.Warn("fewer slots than configured: "+hint, "slots", len(layout.Slots), "limited_by", layout.LimitedBy)
 			}
 			host, _ := os.Hostname()
 			name := c.String("node")
@@ -114,7 +143,9 @@ func workerCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			err = p.Run(ctx)
+			zsock.Flush(time.Second) // the goodbye of a terminated pool leaves before exit
+			if err != nil && !errors.Is(err, context.Canceled) {
 				if errors.Is(err, zsock.ErrHandshake) {
 					return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
 						poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
@@ -147,4 +178,16 @@ func poolVendor(ps rundir.PoolSettings, log *slog.Logger) (string, error) {
 	}
 	log.Info("accelerator vendor", "vendor", name, "how", why)
 	return vendor, nil
+}
+
+// stoppedLimit is how long a stopped pool's tasks stay stopped before the
+// supervisor kills them: the run's heartbeat threshold, after which the
+// interchange runs them again elsewhere.
+func stoppedLimit(c *cli.Context) time.Duration {
+	if dir, err := resolveRunDir(c, "htex"); err == nil {
+		if conn, err := rundir.ReadConnection(dir); err == nil && conn.Pool.HeartbeatThreshMS > 0 {
+			return time.Duration(conn.Pool.HeartbeatThreshMS) * time.Millisecond
+		}
+	}
+	return config.DefaultHeartbeatThreshold
 }

@@ -1,0 +1,86 @@
+package e2e
+
+// Temporary stalls of worker pools must not stop the scaler: a pool
+// stopped (SIGSTOP) past heartbeat_threshold gives up and exits 1 when it
+// runs again, its block ends failed, yet the block ran tasks, so it is not
+// a start failure and the failed-block limit is not reached, however often
+// it happens.
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/htex/htex/internal/testenv"
+)
+
+func TestStalledPoolsDoNotHaltScaler(t *testing.T) {
+	testenv.Integration(t)
+	t.Parallel()
+	d := testenv.StartDaemon(t, scConfig("",
+		"init_blocks = 1\nmin_blocks = 1\nmax_blocks = 1", `kind = "simple"`+"\nmax_block_failures = 3"))
+	job := d.Submit("--array", "1-40", "--retries", "10", "--", "sleep", "1")
+
+	const stalls = 4 // more than max_block_failures
+	stopped := map[int64]bool{}
+	for i := range stalls {
+		// A block, not stalled before, whose pool runs tasks.
+		var victim scBlock
+		scWaitStatus(t, d, "a fresh block running tasks", func(s scStatus) bool {
+			for _, b := range s.Blocks {
+				if b.Busy > 0 && b.JobID != "" && !stopped[b.ID] {
+					victim = b
+					return true
+				}
+			}
+			return false
+		})
+		stopped[victim.ID] = true
+		pgid, err := strconv.Atoi(victim.JobID)
+		if err != nil || pgid <= 1 {
+			t.Fatalf("block %d: local job id %q is not a pid", victim.ID, victim.JobID)
+		}
+		// Stop the batch script and its pool for longer than
+		// heartbeat_threshold (5 s), then let them run again.
+		if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("stall %d: SIGSTOP block %d: %v", i, victim.ID, err)
+		}
+		time.Sleep(7 * time.Second)
+		if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
+			t.Fatalf("stall %d: SIGCONT block %d: %v", i, victim.ID, err)
+		}
+		s := scWaitStatus(t, d, "the stalled block to end", func(s scStatus) bool {
+			for _, b := range s.Blocks {
+				if b.ID == victim.ID {
+					return b.State == "failed" || b.State == "completed"
+				}
+			}
+			return false
+		})
+		if strings.Contains(s.Scaler, "stopped submitting") {
+			t.Fatalf("stall %d: the scaler halted: %s\n%s", i, s.Scaler, testenv.Tail(d.Log(), 40))
+		}
+		t.Logf("stall %d: block %d ended; scaler: %s", i, victim.ID, s.Scaler)
+	}
+	if code := d.WaitJob(job); code != 0 {
+		t.Fatalf("wait: exit %d\n%s", code, testenv.Tail(d.Log(), 60))
+	}
+	s := scStatusOf(t, d)
+	if strings.Contains(s.Scaler, "stopped submitting") {
+		t.Errorf("the scaler halted: %s", s.Scaler)
+	}
+	if len(s.Blocks) < stalls+1 {
+		t.Errorf("%d blocks submitted, want at least %d (one after each stall)\n%s", len(s.Blocks), stalls+1, s.Raw)
+	}
+	failedAfterWork := strings.Count(d.Log(), "block failed after running tasks; not a start failure")
+	if failedAfterWork < stalls {
+		t.Errorf("%d blocks logged as failed after running tasks, want %d\n%s", failedAfterWork, stalls, testenv.Tail(d.Log(), 60))
+	}
+	for _, r := range d.Results(job) {
+		if r.State != "succeeded" {
+			t.Errorf("task %d: %s (%s %s)", r.TaskID, r.State, r.ErrorKind, r.Error)
+		}
+	}
+}
