@@ -35,12 +35,17 @@ func (e *VersionError) Is(target error) bool { return target == ErrVersion }
 
 var marshal = proto.MarshalOptions{}
 
-// Encode stamps the protocol version and marshals.
+// Encode stamps the protocol version and marshals. A frame over MaxFrame
+// is an error (*FrameSizeError): no peer would take it, so the sender
+// learns it here rather than by silence.
 func Encode(m *Envelope) ([]byte, error) {
 	m.Version = Version
 	b, err := marshal.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", m.Body, err)
+	}
+	if len(b) > MaxFrame {
+		return nil, &FrameSizeError{What: fmt.Sprintf("encode %T", m.Body), Bytes: len(b)}
 	}
 	return b, nil
 }
@@ -57,18 +62,31 @@ func MustEncode(m *Envelope) []byte {
 // PeekVersion reads field 1 without decoding the rest, so that a frame of
 // any version can be answered with a clear refusal.
 func PeekVersion(b []byte) (uint32, bool) {
+	v, ok := peekVarint(b, 1)
+	return uint32(v), ok
+}
+
+// PeekRequestID reads field 2 (request_id) of a frame that may not decode,
+// so that a client's malformed request is answered rather than dropped.
+func PeekRequestID(b []byte) (uint64, bool) {
+	return peekVarint(b, 2)
+}
+
+// peekVarint returns the first varint field number want of a protobuf
+// message without decoding the rest.
+func peekVarint(b []byte, want protowire.Number) (uint64, bool) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return 0, false
 		}
 		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
+		if num == want && typ == protowire.VarintType {
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return 0, false
 			}
-			return uint32(v), true
+			return v, true
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
@@ -83,7 +101,7 @@ func PeekVersion(b []byte) (uint32, bool) {
 // protobuf, a missing body, or another protocol version (*VersionError).
 func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxFrame {
-		return nil, fmt.Errorf("decode: frame of %d bytes exceeds the %d-byte limit", len(b), MaxFrame)
+		return nil, &FrameSizeError{What: "decode", Bytes: len(b)}
 	}
 	if v, ok := PeekVersion(b); !ok {
 		return nil, fmt.Errorf("decode: frame without a protocol version")

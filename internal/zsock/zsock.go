@@ -14,6 +14,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/htex/htex/wire"
 )
 
 // ZAP domains: the interchange admits client keys only on the client
@@ -65,6 +67,10 @@ func Router(host string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.
 	s.SetSndhwm(0)
 	s.SetRcvhwm(0)
 	s.SetIpv6(true)
+	if err := limitInbound(s); err != nil {
+		s.Close()
+		return nil, 0, err
+	}
 	if sec != nil {
 		if err := s.ServerAuthCurve(sec.Domain, sec.Secret); err != nil {
 			s.Close()
@@ -135,6 +141,10 @@ func dealer(endpoints []string, identity string, immediate bool, sec *ClientSecu
 	s.SetSndhwm(0)
 	s.SetRcvhwm(0)
 	s.SetIpv6(true)
+	if err := limitInbound(s); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
 	s.SetReconnectIvl(100 * time.Millisecond)
 	s.SetReconnectIvlMax(2 * time.Second)
 	if immediate {
@@ -166,6 +176,21 @@ func dealer(endpoints []string, identity string, immediate bool, sec *ClientSecu
 		}
 	}
 	return s, hs, nil
+}
+
+// MaxInbound is the ZMQ_MAXMSGSIZE of every socket: libzmq reads a frame's
+// size first and disconnects a peer that announces more, before any of
+// the frame is allocated ("If a peer sends a message larger than
+// ZMQ_MAXMSGSIZE it is disconnected", zmq_setsockopt(3),
+// http://api.zeromq.org/4-3:zmq-setsockopt). The decoder then enforces
+// wire.MaxFrame exactly.
+const MaxInbound = wire.MaxFrame + wire.TransportSlack
+
+func limitInbound(s *zmq.Socket) error {
+	if err := s.SetMaxmsgsize(MaxInbound); err != nil {
+		return fmt.Errorf("set ZMQ_MAXMSGSIZE: %w", err)
+	}
+	return nil
 }
 
 // Endpoint formats a tcp endpoint, bracketing IPv6 addresses.
