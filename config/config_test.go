@@ -94,6 +94,8 @@ func TestParseErrors(t *testing.T) {
 		{"threshold", "[executor]\nheartbeat_period = 10\nheartbeat_threshold = 5", []string{"heartbeat_threshold"}},
 		{"port range", "[executor]\nworker_port_range = [6000, 5000]", []string{"worker_port_range"}},
 		{"duration", "[executor]\nheartbeat_period = \"soon\"", []string{"duration \"soon\""}},
+		{"tail too large", "[executor]\noutput_tail_bytes = 70000000", []string{"executor.output_tail_bytes 70000000", "[0, 8388608]", "--stdout/--stderr"}},
+		{"tail negative", "[executor]\noutput_tail_bytes = -1", []string{"executor.output_tail_bytes -1"}},
 		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
 	}
 	for _, tt := range tests {

@@ -12,11 +12,15 @@ import (
 
 // MaxTasksPerSubmit bounds one SubmitRequest; clients send larger jobs in
 // several requests.
-const MaxTasksPerSubmit = 100000
+const MaxTasksPerSubmit = wire.MaxTasksPerSubmit
 
 func (s *state) reply(id []byte, reqID uint64, m *wire.Envelope) {
 	m.RequestId = reqID
-	s.ix.send(s.ix.clientSock, id, m)
+	if err := s.ix.send(s.ix.clientSock, id, m); err != nil {
+		// The client learns why instead of waiting for its timeout.
+		s.ix.send(s.ix.clientSock, id, &wire.Envelope{RequestId: reqID, Body: &wire.Envelope_Error{Error: &wire.ErrorReply{
+			Message: fmt.Sprintf("the daemon could not send its reply: %v", err)}}})
+	}
 }
 
 func (s *state) replyError(id []byte, reqID uint64, format string, args ...any) {
@@ -32,7 +36,11 @@ func (s *state) handleClient(id, payload []byte) {
 			s.replyError(id, 0, "%v", err)
 			return
 		}
-		s.log.Warn("dropping malformed client message", "err", err, "bytes", len(payload))
+		// Answer rather than drop: the client would wait for its timeout
+		// and then blame a missing daemon.
+		s.log.Warn("refusing malformed client message", "err", err, "bytes", len(payload))
+		reqID, _ := wire.PeekRequestID(payload)
+		s.replyError(id, reqID, "the daemon could not read request %d (%d bytes): %v", reqID, len(payload), err)
 		return
 	}
 	switch b := m.Body.(type) {
@@ -70,6 +78,9 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	}
 	if t.Retries < -1 {
 		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	}
+	if err := wire.CheckTaskSizes(t); err != nil {
+		return fmt.Errorf("task %d: %w", i, err)
 	}
 	return nil
 }
@@ -180,16 +191,14 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 		s.replyError(id, reqID, "results: job %d does not exist", r.JobId)
 		return
 	}
-	rows, err := s.ix.opt.Journal.Rows(int64(r.JobId), int64(r.AfterTaskId), limit+1)
+	rows, more, err := s.ix.opt.Journal.RowsPage(int64(r.JobId), int64(r.AfterTaskId), limit, wire.BatchBytes)
 	if err != nil {
 		s.replyError(id, reqID, "results: %v", err)
 		return
 	}
-	out := &wire.ResultsReply{}
-	if len(rows) > limit {
-		rows, out.More = rows[:limit], true
-	}
-	for _, row := range rows {
+	out := &wire.ResultsReply{More: more}
+	bytes := 0
+	for i, row := range rows {
 		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
 			Argv: row.Task.Argv, BlockId: -1}
 		if res := row.Result; res != nil {
@@ -208,6 +217,13 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 				tr.Attempts = t.attempts
 			}
 		}
+		// The journal's page is cut by its own estimate; this is exact.
+		n := resultRowBytes(tr)
+		if i > 0 && bytes+n > wire.BatchBytes {
+			out.More = true
+			break
+		}
+		bytes += n
 		out.Results = append(out.Results, tr)
 	}
 	s.reply(id, reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
@@ -242,10 +258,14 @@ func (s *state) flushWatchers() {
 			if !dirty && !w.dirty {
 				continue
 			}
-			p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
-				Running: j.unfinished, Complete: j.complete(), Done: w.done, Sealed: j.sealed}
+			parts := splitDone(w.done)
+			for k, done := range parts {
+				last := k == len(parts)-1
+				p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
+					Running: j.unfinished, Complete: last && j.complete(), Done: done, Sealed: j.sealed}
+				s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
+			}
 			w.done, w.dirty = nil, false
-			s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
 		}
 	}
 	clear(s.jobsDirty)

@@ -282,15 +282,18 @@ func (ix *Interchange) drain(s *zmq.Socket, handle func(id []byte, payload []byt
 	}
 }
 
-func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) {
+// send encodes and sends one message; a message that cannot be encoded
+// (over wire.MaxFrame) is logged and returned, never sent.
+func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) error {
 	b, err := wire.Encode(m)
 	if err != nil {
 		ix.log.Error("encode", "err", err)
-		return
+		return err
 	}
 	if _, err := s.SendMessageDontwait(id, b); err != nil {
 		ix.log.Debug("send", "err", err)
 	}
+	return nil
 }
 
 func (ix *Interchange) publishStats(now time.Time) {

@@ -74,6 +74,9 @@ func New(opt Options) (*Pool, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if err := wire.CheckTailBytes(opt.TailBytes); err != nil {
+		return nil, fmt.Errorf("worker pool: output_tail_bytes %d: %w", opt.TailBytes, err)
+	}
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 10 * time.Second
 	}
@@ -154,7 +157,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	}()
 
 	send := func(m *wire.Envelope) {
-		b := wire.MustEncode(m)
+		b, err := wire.Encode(m)
+		if err != nil { // cannot happen within the limits of wire/limits.go
+			p.log.Error("message not sent", "err", err)
+			return
+		}
 		if _, err := sock.SendBytes(b, zmq.DONTWAIT); err != nil {
 			p.log.Debug("send", "err", err)
 		}
@@ -162,15 +169,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	// Results stay in the outbox until the interchange has them in its
 	// journal (ResultsAck); a registration carries those not acknowledged.
 	out := newOutbox()
-	sendResults := func(m *wire.Results) {
-		send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+	sendResults := func(ms ...*wire.Results) {
+		for _, m := range ms {
+			send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+		}
 	}
 	register := func() {
 		held := make([]uint64, 0, len(p.held))
 		for id := range p.held {
 			held = append(held, id)
 		}
-		unacked, rest := out.unacked(time.Now(), wire.MaxFrame/4)
+		unacked, rest := out.unacked(time.Now(), wire.BatchBytes)
 		for _, m := range rest { // too much for one frame: send ahead
 			sendResults(m)
 		}
@@ -210,7 +219,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.log.Info("terminated: stopping running tasks and leaving", "tasks", len(p.held))
 			p.run.killAll()
 			if len(batch) > 0 { // held results of tasks that did finish
-				sendResults(out.add(batch, time.Now()))
+				sendResults(out.add(batch, time.Now())...)
 			}
 			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
 			time.Sleep(100 * time.Millisecond) // let the goodbye leave before the socket closes
@@ -330,7 +339,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				break
 			}
 			if len(batch) > 0 {
-				sendResults(out.add(batch, now))
+				sendResults(out.add(batch, now)...)
 				batch, holdUntil = nil, time.Time{}
 			}
 			if !p.fin.disarm() {
