@@ -16,6 +16,7 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/rundir"
@@ -294,20 +295,34 @@ func (c *Client) call(ctx context.Context, m *wire.Envelope) (*wire.Envelope, er
 	}
 }
 
-// SubmitChunk is the number of tasks sent per request.
+// SubmitChunk is the most tasks sent per request; a request also stays
+// within wire.BatchBytes.
 const SubmitChunk = 20000
 
+// SubmitChunks returns the end index of each request of a submission: at
+// most SubmitChunk tasks and wire.BatchBytes each (a larger task alone).
+func SubmitChunks(specs []*wire.TaskSpec) []int {
+	return wire.Cut(len(specs), func(i int) int { return wire.FieldSize(proto.Size(specs[i])) }, SubmitChunk, wire.BatchBytes)
+}
+
 // Submit sends tasks as one job and returns its id once every task is
-// durable in the daemon's journal.
+// durable in the daemon's journal. A task over the size limits
+// (wire.CheckTaskSizes) is refused before anything is sent.
 func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec) (uint64, error) {
 	if len(specs) == 0 {
 		return 0, errors.New("submit: no tasks")
 	}
+	for i, s := range specs {
+		if err := wire.CheckTaskSizes(s); err != nil {
+			return 0, fmt.Errorf("submit: task %d: %w", i, err)
+		}
+	}
 	var jobID uint64
-	for start := 0; start < len(specs); start += SubmitChunk {
-		end := min(start+SubmitChunk, len(specs))
+	start := 0
+	for _, end := range SubmitChunks(specs) {
 		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
 			Tasks: specs[start:end], Name: name, JobId: jobID, Last: end == len(specs)}}})
+		start = end
 		if err != nil {
 			return jobID, err
 		}

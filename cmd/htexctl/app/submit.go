@@ -183,7 +183,11 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			return nil, fmt.Errorf("--file %s: no commands in it", file)
 		}
 		for n, line := range lines {
-			specs = append(specs, mk([]string{"/bin/sh", "-c", line}, int64(n)))
+			s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
+			if err := wire.CheckTaskSizes(s); err != nil {
+				return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
+			}
+			specs = append(specs, s)
 		}
 	case arr != "":
 		a, b, err := parseRange(arr)
@@ -199,33 +203,53 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			if c.Bool("shell") {
 				argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
 			}
-			specs = append(specs, mk(argv, i))
+			s := mk(argv, i)
+			if err := wire.CheckTaskSizes(s); err != nil {
+				return nil, fmt.Errorf("--array index %d: %w", i, err)
+			}
+			specs = append(specs, s)
 		}
 	default:
 		argv := args
 		if c.Bool("shell") {
 			argv = []string{"/bin/sh", "-c", strings.Join(args, " ")}
 		}
-		specs = append(specs, mk(argv, -1))
+		s := mk(argv, -1)
+		if err := wire.CheckTaskSizes(s); err != nil {
+			return nil, fmt.Errorf("the command: %w", err)
+		}
+		specs = append(specs, s)
 	}
 	return specs, nil
 }
 
-// maxLine bounds one line of a --file.
-const maxLine = 1 << 20
+// maxLine bounds one line of a --file: a longer one could not start as a
+// task (wire.MaxArgEnvBytes).
+const maxLine = wire.MaxArgEnvBytes
+
+// commandLine is one command of a --file and its line number (from 1).
+type commandLine struct {
+	no   int
+	text string
+}
 
 // commandLines reads the commands of a --file: one a line, trimmed, blank
 // lines and # comments skipped.
-func commandLines(r io.Reader) ([]string, error) {
+func commandLines(r io.Reader) ([]commandLine, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
-	var lines []string
+	var lines []commandLine
+	no := 0
 	for sc.Scan() {
+		no++
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		lines = append(lines, line)
+		lines = append(lines, commandLine{no: no, text: line})
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d: longer than %d bytes, the most a task's command line can take (Linux's limit on argv and env); pass large inputs in a file", no+1, maxLine)
 	}
 	return lines, sc.Err()
 }

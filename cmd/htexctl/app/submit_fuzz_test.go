@@ -37,27 +37,30 @@ func FuzzCommandLines(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		lines, err := commandLines(strings.NewReader(s))
 		// An independent reading: split at newlines, drop a CR before one.
-		var want []string
+		var want []commandLine
 		longest := 0
-		for _, l := range strings.Split(s, "\n") {
+		for i, l := range strings.Split(s, "\n") {
 			longest = max(longest, len(l))
 			l = strings.TrimSpace(strings.TrimSuffix(l, "\r"))
 			if l != "" && !strings.HasPrefix(l, "#") {
-				want = append(want, l)
+				want = append(want, commandLine{no: i + 1, text: l})
 			}
 		}
 		if err != nil {
 			if longest < maxLine/2 {
 				t.Fatalf("commandLines: %v, though no line is long", err)
 			}
+			if !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
 			return
 		}
 		if len(lines) != len(want) {
-			t.Fatalf("got %d lines %q, want %d %q", len(lines), lines, len(want), want)
+			t.Fatalf("got %d lines %+v, want %d %+v", len(lines), lines, len(want), want)
 		}
 		for i, l := range lines {
 			if l != want[i] {
-				t.Fatalf("line %d: %q, want %q", i, l, want[i])
+				t.Fatalf("command %d: %+v, want %+v", i, l, want[i])
 			}
 		}
 	})
