@@ -37,6 +37,8 @@ func New() *cli.App {
 			"batch script before anything is submitted.",
 		HideHelpCommand: true,
 		Commands:        commands(),
+		// --env 'X=a,b' is one variable: values are never split at commas.
+		DisableSliceFlagSeparator: true,
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
 				return
@@ -65,7 +67,8 @@ func Main(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	if err := New().Run(args); err != nil {
+	a := New()
+	if err := a.Run(reorderArgs(a.Commands, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "htexctl:", err)
 		return ExitUsage
 	}

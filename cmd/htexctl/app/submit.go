@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -116,10 +117,14 @@ func fitsWalltime(cl *client.Client, limit time.Duration) error {
 
 // buildSpecs turns the submit flags and arguments into task specs.
 func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
-	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
-	if c.Int("retries") < -1 {
-		return nil, fmt.Errorf("--retries %d: must be >= 0", c.Int("retries"))
+	// Both travel as 32-bit integers: a larger value is refused, not wrapped.
+	if r := c.Int("retries"); r < -1 || r > math.MaxInt32 {
+		return nil, fmt.Errorf("--retries %d: must be in [0, %d]", r, math.MaxInt32)
 	}
+	if p := c.Int("priority"); p < math.MinInt32 || p > math.MaxInt32 {
+		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
+	}
+	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
 	for _, kv := range c.StringSlice("env") {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
