@@ -65,10 +65,10 @@ func (s *state) handleClient(id, payload []byte) {
 
 // validateSpec checks a task spec; the error names the field and value.
 func validateSpec(i int, t *wire.TaskSpec) error {
-	if len(t.Argv) == 0 || t.Argv[0] == "" {
+	if argv := t.Args(); len(argv) == 0 || argv[0] == "" {
 		return fmt.Errorf("task %d: argv is empty", i)
 	}
-	for _, e := range t.Env {
+	for _, e := range t.Envs() {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return fmt.Errorf("task %d: env %q: want KEY=VALUE", i, e)
 		}
@@ -126,7 +126,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		j.total++
 		j.unfinished++
 		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
-			Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
+			Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
 			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
 			StderrPath: spec.StderrPath, SubmittedAt: s.now})
 	}
@@ -199,8 +199,8 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 	out := &wire.ResultsReply{More: more}
 	bytes := 0
 	for i, row := range rows {
-		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
-			Argv: row.Task.Argv, BlockId: -1}
+		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex, BlockId: -1}
+		tr.SetArgs(row.Task.Argv)
 		if res := row.Result; res != nil {
 			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node

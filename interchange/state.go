@@ -326,7 +326,7 @@ func (s *state) dispatch() {
 			free--
 			sent = true
 			batch.add(&wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,
-				Cwd: t.spec.Cwd, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
+				Cwd: t.spec.Cwd, ArgvRaw: t.spec.ArgvRaw, EnvRaw: t.spec.EnvRaw, CwdRaw: t.spec.CwdRaw, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
 				Noop: t.spec.Noop, StdoutPath: t.spec.StdoutPath, StderrPath: t.spec.StderrPath})
 		}
 		batch.flush()
@@ -390,7 +390,11 @@ func (s *state) snapshot(now time.Time) Stats {
 }
 
 func specFromJournal(t journal.Task) *wire.TaskSpec {
-	return &wire.TaskSpec{Argv: t.Argv, Env: t.Env, Cwd: t.Cwd, TimeoutMs: t.Timeout.Milliseconds(),
+	s := &wire.TaskSpec{TimeoutMs: t.Timeout.Milliseconds(),
 		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
 		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
+	s.SetArgs(t.Argv)
+	s.SetEnvs(t.Env)
+	s.SetDir(t.Cwd)
+	return s
 }

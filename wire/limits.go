@@ -82,11 +82,11 @@ func ArgEnvBytes(argv, env []string) int {
 // argv+env over MaxArgEnvBytes, or a path over MaxPathBytes. The error
 // names the field, its size and the limit.
 func CheckTaskSizes(t *TaskSpec) error {
-	if n := ArgEnvBytes(t.Argv, t.Env); n > MaxArgEnvBytes {
+	if n := ArgEnvBytes(t.Args(), t.Envs()); n > MaxArgEnvBytes {
 		return fmt.Errorf("argv and env take %d bytes, over the %d-byte limit (Linux refuses more than 6 MiB to execve, and with the usual 8 MiB stack limit 2 MiB; pass large inputs in a file): %w",
 			n, MaxArgEnvBytes, ErrTooLarge)
 	}
-	for _, f := range []struct{ name, v string }{{"cwd", t.Cwd}, {"stdout path", t.StdoutPath}, {"stderr path", t.StderrPath}} {
+	for _, f := range []struct{ name, v string }{{"cwd", t.Dir()}, {"stdout path", t.StdoutPath}, {"stderr path", t.StderrPath}} {
 		if len(f.v) > MaxPathBytes {
 			return fmt.Errorf("%s of %d bytes is over the %d-byte limit (PATH_MAX): %w", f.name, len(f.v), MaxPathBytes, ErrTooLarge)
 		}

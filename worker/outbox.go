@@ -2,6 +2,7 @@ package worker
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -104,7 +105,7 @@ func (o *outbox) inOrder() []*sentResults {
 }
 
 // boundResult keeps a result within the limits of wire/limits.go, so that
-// it always fits in a message: the last wire.MaxTailBytes of each output
+// it always fits in a message and encodes: the last wire.MaxTailBytes of each output
 // (the pool's own tails are output_tail_bytes, checked to be smaller) and
 // the first wire.MaxErrorBytes of the error text.
 func boundResult(r *wire.Result) {
@@ -114,5 +115,6 @@ func boundResult(r *wire.Result) {
 	if n := len(r.Stderr); n > wire.MaxTailBytes {
 		r.Stderr = r.Stderr[n-wire.MaxTailBytes:]
 	}
-	r.Error = wire.Clip(r.Error, wire.MaxErrorBytes)
+	// an error may quote a file name that is not UTF-8: show it with U+FFFD
+	r.Error = wire.Clip(strings.ToValidUTF8(r.Error, "\uFFFD"), wire.MaxErrorBytes)
 }

@@ -105,6 +105,11 @@ func TestBoundResult(t *testing.T) {
 	huge := make([]byte, wire.MaxTailBytes+10)
 	huge[len(huge)-1] = 'z'
 	r := &wire.Result{Stdout: huge, Stderr: []byte("small"), Error: strings.Repeat("e", wire.MaxErrorBytes+1)}
+	bad := &wire.Result{Error: "start caf\xe9: no such file"}
+	boundResult(bad)
+	if bad.Error != "start caf\uFFFD: no such file" {
+		t.Errorf("error %q: want U+FFFD for the byte that is not UTF-8", bad.Error)
+	}
 	boundResult(r)
 	if len(r.Stdout) != wire.MaxTailBytes || r.Stdout[len(r.Stdout)-1] != 'z' {
 		t.Errorf("stdout: %d bytes, want the last %d", len(r.Stdout), wire.MaxTailBytes)

@@ -259,6 +259,9 @@ func (p *Pool) Run(ctx context.Context) error {
 			switch body := m.Body.(type) {
 			case *wire.Envelope_Tasks:
 				for _, t := range body.Tasks.Tasks {
+					// argv, env and cwd as the exact bytes sent (wire/text.go)
+					t.Argv, t.Env, t.Cwd = t.Args(), t.Envs(), t.Dir()
+					t.ArgvRaw, t.EnvRaw, t.CwdRaw = nil, nil, nil
 					if len(t.Argv) == 0 && !t.Noop {
 						batch = append(batch, &wire.Result{TaskId: t.Id, ErrorKind: wire.ErrorKind_SPAWN, Error: "empty argv", ExitCode: -1})
 						continue

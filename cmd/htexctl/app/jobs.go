@@ -127,7 +127,7 @@ type resultJSON struct {
 func toJSON(r *wire.TaskResult) resultJSON {
 	j := resultJSON{TaskID: r.TaskId, JobID: r.JobId, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		ErrorKind: r.ErrorKind, Error: r.Error, Attempts: r.Attempts, BlockID: r.BlockId, Node: r.Node,
-		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Argv}
+		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Args()}
 	if r.ArrayIndex >= 0 {
 		ai := r.ArrayIndex
 		j.ArrayIndex = &ai

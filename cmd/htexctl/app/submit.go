@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/proto"
@@ -60,7 +61,7 @@ func submitCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read one command per line from `FILE` (- = stdin); blank lines and # comments are skipped"},
 			&cli.StringFlag{Name: "array", Usage: "run the command once per index `A-B`, with {} replaced by the index"},
 			&cli.BoolFlag{Name: "shell", Usage: "run CMD ARGS joined through sh -c"},
-			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `K=V` in the tasks' environment (repeatable)"},
+			&cli.GenericFlag{Name: "env", Aliases: []string{"e"}, Value: &envValues{}, Usage: "set `K=V` in the tasks' environment (repeatable; the value is taken as typed, commas and spaces included)"},
 			&cli.StringFlag{Name: "cwd", Usage: "working directory of the tasks (default: the current directory)"},
 			&cli.DurationFlag{Name: "timeout", Aliases: []string{"time-limit"}, Usage: "the task's time limit: its process group is killed after this `DURATION` (e.g. 90s, 2h); " +
 				"a pool takes the task only when the limit fits the time left to its block"},
@@ -100,6 +101,45 @@ func submitCommand() *cli.Command {
 	}
 }
 
+// envValues collects --env values exactly as typed: urfave/cli's string
+// slices split values at commas, trim spaces, and carry the list through
+// JSON, which turns bytes that are not UTF-8 into U+FFFD.
+type envValues struct{ list []string }
+
+// envSerialized marks the form in which urfave/cli copies the value from
+// one name of the flag to its alias (Serializer): the values joined by NUL,
+// which no value from the command line can hold.
+const envSerialized = "\x00htex-env\x00"
+
+func (e *envValues) Set(v string) error {
+	if rest, ok := strings.CutPrefix(v, envSerialized); ok {
+		e.list = nil
+		if rest != "" {
+			e.list = strings.Split(rest, "\x00")
+		}
+		return nil
+	}
+	e.list = append(e.list, v)
+	return nil
+}
+
+// Serialize implements cli.Serializer.
+func (e *envValues) Serialize() string { return envSerialized + strings.Join(e.list, "\x00") }
+
+func (e *envValues) String() string {
+	if e == nil {
+		return ""
+	}
+	return strings.Join(e.list, " ")
+}
+
+func (e *envValues) values() []string {
+	if e == nil {
+		return nil
+	}
+	return e.list
+}
+
 // fitsWalltime refuses a time limit that no block could ever run: a pool
 // takes a task only when its limit fits the time left to its block, and a
 // block has provider.walltime at most.
@@ -125,12 +165,22 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
 	}
 	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
-	for _, kv := range c.StringSlice("env") {
+	// These travel as protobuf strings, which must be UTF-8 (argv, env and
+	// cwd travel as bytes, exactly).
+	for _, f := range []string{"name", "stdout", "stderr"} {
+		if v := c.String(f); !utf8.ValidString(v) {
+			return nil, fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
+		}
+	}
+	var env []string
+	ev, _ := c.Generic("env").(*envValues)
+	for _, kv := range ev.values() {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
-		base.Env = append(base.Env, kv)
+		env = append(env, kv)
 	}
+	base.SetEnvs(env)
 	if d := c.Duration("timeout"); d < 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", d)
 	} else {
@@ -143,7 +193,7 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 	if st, err := os.Stat(cwd); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--cwd %q: not a directory", cwd)
 	}
-	base.Cwd = cwd
+	base.SetDir(cwd)
 	args := c.Args().Slice()
 	file := c.String("file")
 	arr := c.String("array")
@@ -158,7 +208,7 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 	}
 	mk := func(argv []string, idx int64) *wire.TaskSpec {
 		s := proto.Clone(base).(*wire.TaskSpec)
-		s.Argv = argv
+		s.SetArgs(argv)
 		s.ArrayIndex = idx
 		if p := c.String("stdout"); p != "" {
 			s.StdoutPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
