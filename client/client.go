@@ -307,13 +307,13 @@ func SubmitChunks(specs []*wire.TaskSpec) []int {
 
 // Submit sends tasks as one job and returns its id once every task is
 // durable in the daemon's journal. A task over the size limits
-// (wire.CheckTaskSizes) is refused before anything is sent.
+// or with a NUL byte (wire.CheckTask) is refused before anything is sent.
 func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec) (uint64, error) {
 	if len(specs) == 0 {
 		return 0, errors.New("submit: no tasks")
 	}
 	for i, s := range specs {
-		if err := wire.CheckTaskSizes(s); err != nil {
+		if err := wire.CheckTask(s); err != nil {
 			return 0, fmt.Errorf("submit: task %d: %w", i, err)
 		}
 	}

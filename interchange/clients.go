@@ -79,7 +79,7 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	if t.Retries < -1 {
 		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
 	}
-	if err := wire.CheckTaskSizes(t); err != nil {
+	if err := wire.CheckTask(t); err != nil {
 		return fmt.Errorf("task %d: %w", i, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -90,6 +91,28 @@ func CheckTaskSizes(t *TaskSpec) error {
 		if len(f.v) > MaxPathBytes {
 			return fmt.Errorf("%s of %d bytes is over the %d-byte limit (PATH_MAX): %w", f.name, len(f.v), MaxPathBytes, ErrTooLarge)
 		}
+	}
+	return nil
+}
+
+// CheckTask is CheckTaskSizes, and refuses a NUL byte in argv, env or
+// cwd: they are C strings for execve(2), which cannot carry one.
+func CheckTask(t *TaskSpec) error {
+	if err := CheckTaskSizes(t); err != nil {
+		return err
+	}
+	for i, a := range t.Args() {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %d holds a NUL byte, which no command line can carry", i)
+		}
+	}
+	for _, e := range t.Envs() {
+		if strings.IndexByte(e, 0) >= 0 {
+			return fmt.Errorf("env %q holds a NUL byte, which no environment can carry", e)
+		}
+	}
+	if strings.IndexByte(t.Dir(), 0) >= 0 {
+		return fmt.Errorf("cwd %q holds a NUL byte, which no path can carry", t.Dir())
 	}
 	return nil
 }

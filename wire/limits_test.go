@@ -182,3 +182,22 @@ func TestClip(t *testing.T) {
 		t.Errorf("Clip = %q (%d bytes)", got, len(got))
 	}
 }
+
+func TestCheckTaskNUL(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		spec *TaskSpec
+		want string
+	}{
+		{"ok", &TaskSpec{Argv: []string{"echo", "caf\xe9"}}, ""},
+		{"argv", &TaskSpec{Argv: []string{"echo", "a\x00b"}}, "argument 1 holds a NUL byte"},
+		{"env", &TaskSpec{Argv: []string{"true"}, Env: []string{"X=\x00"}}, "holds a NUL byte"},
+		{"cwd", &TaskSpec{Argv: []string{"true"}, Cwd: "/t\x00"}, "cwd"},
+		{"sizes first", &TaskSpec{Argv: []string{strings.Repeat("x", MaxArgEnvBytes)}}, "over the"},
+	} {
+		err := CheckTask(tt.spec)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -237,12 +237,8 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		if len(lines) == 0 {
 			return nil, fmt.Errorf("--file %s: no commands in it", file)
 		}
-		for n, line := range lines {
-			s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
-			if err := wire.CheckTaskSizes(s); err != nil {
-				return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
-			}
-			specs = append(specs, s)
+		if specs, err = fileSpecs(file, lines, mk); err != nil {
+			return nil, err
 		}
 	case arr != "":
 		a, b, err := parseRange(arr)
@@ -259,7 +255,7 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 				argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
 			}
 			s := mk(argv, i)
-			if err := wire.CheckTaskSizes(s); err != nil {
+			if err := wire.CheckTask(s); err != nil {
 				return nil, fmt.Errorf("--array index %d: %w", i, err)
 			}
 			specs = append(specs, s)
@@ -270,8 +266,23 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			argv = []string{"/bin/sh", "-c", strings.Join(args, " ")}
 		}
 		s := mk(argv, -1)
-		if err := wire.CheckTaskSizes(s); err != nil {
+		if err := wire.CheckTask(s); err != nil {
 			return nil, fmt.Errorf("the command: %w", err)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// fileSpecs turns the commands of a --file into tasks (sh -c LINE, the
+// line's bytes as they are), or refuses the first that could not run as
+// written, naming its line.
+func fileSpecs(file string, lines []commandLine, mk func([]string, int64) *wire.TaskSpec) ([]*wire.TaskSpec, error) {
+	specs := make([]*wire.TaskSpec, 0, len(lines))
+	for n, line := range lines {
+		s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
+		if err := wire.CheckTask(s); err != nil {
+			return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
 		}
 		specs = append(specs, s)
 	}

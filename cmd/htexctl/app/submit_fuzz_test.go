@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/htex/htex/wire"
 )
 
 func FuzzParseRange(f *testing.F) {
@@ -61,6 +64,51 @@ func FuzzCommandLines(f *testing.F) {
 		for i, l := range lines {
 			if l != want[i] {
 				t.Fatalf("command %d: %+v, want %+v", i, l, want[i])
+			}
+		}
+	})
+}
+
+// FuzzFileTasks: any bytes in a --file either become tasks whose command
+// line is exactly the line as written (trimmed, as the doc says), through
+// the wire codec, or are refused with an error naming the line.
+func FuzzFileTasks(f *testing.F) {
+	for _, s := range []string{"echo hi\n", "printf '%s' caf\xe9\n", "a\x00b\n", "x\r\n\n# c\n\xff\xfe\n", "echo 'a,b' \"$X\"\n"} {
+		f.Add([]byte(s))
+	}
+	mk := func(argv []string, idx int64) *wire.TaskSpec {
+		s := &wire.TaskSpec{ArrayIndex: idx}
+		s.SetArgs(argv)
+		return s
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines, err := commandLines(bytes.NewReader(data))
+		if err != nil {
+			if !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
+			return
+		}
+		specs, err := fileSpecs("f", lines, mk)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--file f line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
+			return
+		}
+		raw := strings.Split(string(data), "\n")
+		b, err := wire.Encode(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{Tasks: specs}}})
+		if err != nil {
+			t.Fatalf("a task that passed the checks does not encode: %v", err)
+		}
+		m, err := wire.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range m.GetSubmit().Tasks {
+			want := strings.TrimSpace(strings.TrimSuffix(raw[lines[i].no-1], "\r"))
+			if argv := s.Args(); len(argv) != 3 || argv[2] != want || argv[2] != lines[i].text {
+				t.Fatalf("line %d: argv %q, want sh -c %q", lines[i].no, argv, want)
 			}
 		}
 	})
