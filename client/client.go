@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,6 +61,10 @@ func Dial(runDir string) (*Client, error) {
 	conn, err := rundir.ReadConnection(runDir)
 	if err != nil {
 		if errors.Is(err, rundir.ErrNoDaemon) {
+			if pid := servingPid(runDir); pid > 0 {
+				return nil, fmt.Errorf("%w at %s yet: the daemon (pid %d in %s) runs, but its connection file is missing (deleted?); it writes it again within seconds: try again, or stop that daemon with `kill -TERM %d`",
+					ErrNoDaemon, runDir, pid, rundir.PidFile, pid)
+			}
 			return nil, fmt.Errorf("%w at %s (no connection file: start one with `htexctl serve`)", ErrNoDaemon, runDir)
 		}
 		return nil, err
@@ -86,6 +91,24 @@ func Dial(runDir string) (*Client, error) {
 	p := zmq.NewPoller()
 	p.Add(sock, zmq.POLLIN)
 	return &Client{RunDir: runDir, Conn: conn, Timeout: DefaultTimeout, sock: sock, hs: hs, poller: p, gone: pidGone(conn)}, nil
+}
+
+// servingPid returns the pid of the run directory's pid file when that
+// process runs `htexctl serve` on this host, else 0.
+func servingPid(runDir string) int {
+	b, err := os.ReadFile(filepath.Join(runDir, rundir.PidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "serve") {
+		return 0
+	}
+	return pid
 }
 
 // pidGone reports whether the connection file names a process on this host

@@ -174,6 +174,8 @@ func Run(ctx context.Context, opt Options) error {
 	loopCtx, stopLoop := context.WithCancel(context.Background())
 	loopDone := make(chan struct{})
 	go func() { defer close(loopDone); blocks.run(loopCtx) }()
+	connDone := make(chan struct{})
+	go func() { defer close(connDone); keepConnection(loopCtx, opt.RunDir, conn, log) }()
 
 	var runErr error
 	select {
@@ -189,6 +191,7 @@ func Run(ctx context.Context, opt Options) error {
 	// exit, cancel blocks. Queued tasks stay in the journal for a restart.
 	stopLoop()
 	<-loopDone
+	<-connDone
 	grace, cancelGrace := context.WithTimeout(context.Background(), opt.StopGrace)
 	ix.Do(grace, func(st *interchange.State) { st.StopDispatch() })
 	for grace.Err() == nil && runErr == nil {

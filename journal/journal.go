@@ -256,6 +256,9 @@ func Open(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	if err := checkNotEmptied(abs); err != nil {
+		return nil, err
+	}
 	uri := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	w := sql.OpenDB(&connector{dsn: uri + dsnWriter, drv: &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error { return execAll(c, pragmasWriter) },
