@@ -115,8 +115,16 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	blocks := newBlockLoop(cfg, opt, prov, jr, log)
 
+	addrs, err := advertised(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	hosts := bindHosts(addrs)
+	if err := checkPlaintext(enc, cfg.Executor.AllowPlaintextNetwork, hosts); err != nil {
+		return err
+	}
 	ix, err := interchange.New(interchange.Options{
-		Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
+		Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHosts: hosts,
 		ClientPort: clientPort, WorkerPort: workerPort, WorkerPortRange: cfg.Executor.WorkerPortRange,
 		Encrypted: enc, ServerSecret: serverKeys.Secret,
 		HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
@@ -126,7 +134,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil && (clientPort != cfg.Executor.ClientPort || workerPort != cfg.Executor.WorkerPort) {
 		log.Warn("could not bind the ports of the previous run; taking new ones (pools of that run will not find this daemon)", "err", err)
 		ix, err = interchange.New(interchange.Options{
-			Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
+			Label: cfg.Executor.Label, RunDir: opt.RunDir, Provider: prov.Name(), BindHosts: hosts,
 			ClientPort: cfg.Executor.ClientPort, WorkerPort: cfg.Executor.WorkerPort, WorkerPortRange: cfg.Executor.WorkerPortRange,
 			Encrypted: enc, ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
@@ -148,10 +156,6 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	ix.ForgetBlocks(blocks.gone)
 
-	addrs, err := advertised(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	host, _ := os.Hostname()
 	conn := &rundir.Connection{
 		ProtocolVersion: wire.Version, Label: cfg.Executor.Label, Pid: os.Getpid(), Hostname: host,
@@ -230,10 +234,6 @@ func metaInt(j *journal.Journal, key string) int {
 	}
 	n, _ := strconv.Atoi(v)
 	return n
-}
-
-func bindHost(cfg *config.Config) string {
-	return "*"
 }
 
 // advertised lists the addresses pools probe: the configured one, or every
