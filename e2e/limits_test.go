@@ -302,3 +302,26 @@ func TestMalformedRequestAnswered(t *testing.T) {
 		t.Fatalf("got request %d %v, want an ErrorReply to request 42", m.RequestId, m.Body)
 	}
 }
+
+// TestResultsManyPages: `results` of a job of 25,000 tasks goes through 25
+// pages and prints every task once, in order, as JSON and as a table
+// (both are printed page by page).
+func TestResultsManyPages(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemon(t, localConfig)
+	job := d.Submit("--noop", "--array", "1-25000", "--", "true", "{}")
+	limitsWait(t, d, job, 3*time.Minute)
+	rs := d.Results(job)
+	if len(rs) != 25000 {
+		t.Fatalf("%d results, want 25000", len(rs))
+	}
+	for i, r := range rs {
+		if *r.ArrayIndex != int64(i+1) || r.State != "succeeded" || (i > 0 && r.TaskID != rs[i-1].TaskID+1) {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	table := d.MustRun("results", job)
+	if n := strings.Count(table, " succeeded "); n != 25000 || !strings.HasPrefix(table, "TASK") {
+		t.Fatalf("the table has %d rows", n)
+	}
+}
