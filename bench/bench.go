@@ -72,6 +72,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	cfg.Executor.CoresPerWorker = 0.001 // as many slots as asked, whatever the core count
 	cfg.Executor.PrefetchCapacity = o.Prefetch
 	cfg.Executor.Encrypted = &o.Encrypted
+	cfg.Executor.Address = "127.0.0.1" // its pool runs here; plain text stays on loopback
 	cfg.Executor.HeartbeatThreshold = config.Duration(120 * time.Second)
 	cfg.Strategy.Kind = "none"
 	logw := o.Log

@@ -53,11 +53,13 @@ type daemon struct {
 	ix     *interchange.Interchange
 	blocks *blockLoop
 	conn   *rundir.Connection
+	addrs  []string // advertised to pools and clients, numeric (executor.address resolved)
 
 	ixDone   chan error
 	stopIx   context.CancelFunc
 	loopDone chan struct{}
 	stopLoop context.CancelFunc
+	connDone chan struct{}
 	closers  []func() // undone in reverse order by close
 	lost     bool     // another daemon took the lease: leave its things alone
 }
@@ -210,9 +212,18 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 		return err
 	}
 	d.blocks = newBlockLoop(cfg, d.opt, prov, d.jr, d.log)
+	addrs, err := advertised(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	hosts := bindHosts(addrs)
+	if err := checkPlaintext(cfg.Executor.IsEncrypted(), cfg.Executor.AllowPlaintextNetwork, hosts); err != nil {
+		return err
+	}
+	d.addrs = addrs
 	opts := func(cp, wp int) interchange.Options {
 		return interchange.Options{
-			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
+			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHosts: hosts,
 			ClientPort: cp, WorkerPort: wp, WorkerPortRange: cfg.Executor.WorkerPortRange,
 			Encrypted: cfg.Executor.IsEncrypted(), ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
@@ -237,14 +248,10 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 // this daemon.
 func (d *daemon) publish(serverKeys rundir.KeyPair) error {
 	cfg := d.cfg
-	addrs, err := advertised(context.Background(), cfg)
-	if err != nil {
-		return err
-	}
 	host, _ := os.Hostname()
 	d.conn = &rundir.Connection{
 		ProtocolVersion: wire.Version, Label: cfg.Executor.Label, Pid: os.Getpid(), Hostname: host,
-		Addresses: addrs, ClientPort: d.ix.ClientPort(), WorkerPort: d.ix.WorkerPort(), Encrypted: cfg.Executor.IsEncrypted(),
+		Addresses: d.addrs, ClientPort: d.ix.ClientPort(), WorkerPort: d.ix.WorkerPort(), Encrypted: cfg.Executor.IsEncrypted(),
 		ServerPublicKey: serverKeys.Public, StartedAt: time.Now().UTC(), Pool: poolSettings(cfg),
 	}
 	if err := rundir.WriteConnection(d.opt.RunDir, d.conn); err != nil {
@@ -283,6 +290,10 @@ func (d *daemon) serve(ctx context.Context) error {
 		keepLease(leaseCtx, d.jr, d.me, func(why string) { lost <- why }, d.log.Warn)
 	}()
 
+	// A deleted connection file is written again while the daemon serves.
+	d.connDone = make(chan struct{})
+	go func() { defer close(d.connDone); keepConnection(loopCtx, d.opt.RunDir, d.conn, d.log) }()
+
 	select {
 	case <-ctx.Done():
 		d.log.Info("signal received: stopping")
@@ -308,6 +319,7 @@ func (d *daemon) serve(ctx context.Context) error {
 func (d *daemon) shutdown(runErr error) error {
 	d.stopLoop()
 	<-d.loopDone
+	<-d.connDone
 	if runErr == nil {
 		d.drainTasks()
 	}
@@ -382,10 +394,6 @@ func metaInt(j *journal.Journal, key string) int {
 	}
 	n, _ := strconv.Atoi(v)
 	return n
-}
-
-func bindHost(cfg *config.Config) string {
-	return "*"
 }
 
 // advertised lists the addresses pools probe: the configured one, or every

@@ -12,11 +12,15 @@ import (
 
 // MaxTasksPerSubmit bounds one SubmitRequest; clients send larger jobs in
 // several requests.
-const MaxTasksPerSubmit = 100000
+const MaxTasksPerSubmit = wire.MaxTasksPerSubmit
 
 func (s *state) reply(id []byte, reqID uint64, m *wire.Envelope) {
 	m.RequestId = reqID
-	s.ix.send(s.ix.clientSock, id, m)
+	if err := s.ix.send(s.ix.clientSock, id, m); err != nil {
+		// The client learns why instead of waiting for its timeout.
+		s.ix.send(s.ix.clientSock, id, &wire.Envelope{RequestId: reqID, Body: &wire.Envelope_Error{Error: &wire.ErrorReply{
+			Message: fmt.Sprintf("the daemon could not send its reply: %v", err)}}})
+	}
 }
 
 func (s *state) replyError(id []byte, reqID uint64, format string, args ...any) {
@@ -32,7 +36,11 @@ func (s *state) handleClient(id, payload []byte) {
 			s.replyError(id, 0, "%v", err)
 			return
 		}
-		s.log.Warn("dropping malformed client message", "err", err, "bytes", len(payload))
+		// Answer rather than drop: the client would wait for its timeout
+		// and then blame a missing daemon.
+		s.log.Warn("refusing malformed client message", "err", err, "bytes", len(payload))
+		reqID, _ := wire.PeekRequestID(payload)
+		s.replyError(id, reqID, "the daemon could not read request %d (%d bytes): %v", reqID, len(payload), err)
 		return
 	}
 	switch b := m.Body.(type) {
@@ -57,10 +65,10 @@ func (s *state) handleClient(id, payload []byte) {
 
 // validateSpec checks a task spec; the error names the field and value.
 func validateSpec(i int, t *wire.TaskSpec) error {
-	if len(t.Argv) == 0 || t.Argv[0] == "" {
+	if argv := t.Args(); len(argv) == 0 || argv[0] == "" {
 		return fmt.Errorf("task %d: argv is empty", i)
 	}
-	for _, e := range t.Env {
+	for _, e := range t.Envs() {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return fmt.Errorf("task %d: env %q: want KEY=VALUE", i, e)
 		}
@@ -70,6 +78,9 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	}
 	if t.Retries < -1 {
 		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	}
+	if err := wire.CheckTask(t); err != nil {
+		return fmt.Errorf("task %d: %w", i, err)
 	}
 	return nil
 }
@@ -119,7 +130,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		j.total++
 		j.unfinished++
 		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
-			Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
+			Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
 			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
 			StderrPath: spec.StderrPath, SubmittedAt: s.now})
 	}
@@ -184,18 +195,16 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 		s.replyError(id, reqID, "results: job %d does not exist", r.JobId)
 		return
 	}
-	rows, err := s.ix.opt.Journal.Rows(int64(r.JobId), int64(r.AfterTaskId), limit+1)
+	rows, more, err := s.ix.opt.Journal.RowsPage(int64(r.JobId), int64(r.AfterTaskId), limit, wire.BatchBytes)
 	if err != nil {
 		s.replyError(id, reqID, "results: %v", err)
 		return
 	}
-	out := &wire.ResultsReply{}
-	if len(rows) > limit {
-		rows, out.More = rows[:limit], true
-	}
-	for _, row := range rows {
-		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
-			Argv: row.Task.Argv, BlockId: -1}
+	out := &wire.ResultsReply{More: more}
+	bytes := 0
+	for i, row := range rows {
+		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex, BlockId: -1}
+		tr.SetArgs(row.Task.Argv)
 		if res := row.Result; res != nil {
 			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
@@ -212,6 +221,13 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 				tr.Attempts = t.attempts
 			}
 		}
+		// The journal's page is cut by its own estimate; this is exact.
+		n := resultRowBytes(tr)
+		if i > 0 && bytes+n > wire.BatchBytes {
+			out.More = true
+			break
+		}
+		bytes += n
 		out.Results = append(out.Results, tr)
 	}
 	s.reply(id, reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
@@ -246,10 +262,14 @@ func (s *state) flushWatchers() {
 			if !dirty && !w.dirty {
 				continue
 			}
-			p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
-				Running: j.unfinished, Complete: j.complete(), Done: w.done, Sealed: j.sealed}
+			parts := splitDone(w.done)
+			for k, done := range parts {
+				last := k == len(parts)-1
+				p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
+					Running: j.unfinished, Complete: last && j.complete(), Done: done, Sealed: j.sealed}
+				s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
+			}
 			w.done, w.dirty = nil, false
-			s.ix.send(s.ix.clientSock, w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
 		}
 	}
 	clear(s.jobsDirty)

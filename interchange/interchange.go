@@ -40,7 +40,8 @@ type Options struct {
 	Label              string
 	RunDir             string
 	Provider           string
-	BindHost           string // "*" = every interface
+	BindHost           string   // "*" = every interface
+	BindHosts          []string // when set, every one of them instead of BindHost
 	ClientPort         int
 	WorkerPort         int
 	WorkerPortRange    [2]int
@@ -124,11 +125,15 @@ func New(opt Options) (*Interchange, error) {
 		wsec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainPool}
 	}
 	var err error
-	ix.clientSock, ix.clientPort, err = zsock.Router(opt.BindHost, opt.ClientPort, [2]int{}, csec)
+	hosts := opt.BindHosts
+	if len(hosts) == 0 {
+		hosts = []string{opt.BindHost}
+	}
+	ix.clientSock, ix.clientPort, err = zsock.Router(hosts, opt.ClientPort, [2]int{}, csec)
 	if err != nil {
 		return nil, fmt.Errorf("client channel: %w", err)
 	}
-	ix.workerSock, ix.workerPort, err = zsock.Router(opt.BindHost, opt.WorkerPort, opt.WorkerPortRange, wsec)
+	ix.workerSock, ix.workerPort, err = zsock.Router(hosts, opt.WorkerPort, opt.WorkerPortRange, wsec)
 	if err != nil {
 		ix.clientSock.Close()
 		return nil, fmt.Errorf("worker channel: %w", err)
@@ -317,15 +322,18 @@ func (ix *Interchange) drain(s *zmq.Socket, handle func(id []byte, payload []byt
 	}
 }
 
-func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) {
+// send encodes and sends one message; a message that cannot be encoded
+// (over wire.MaxFrame) is logged and returned, never sent.
+func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) error {
 	b, err := wire.Encode(m)
 	if err != nil {
 		ix.log.Error("encode", "err", err)
-		return
+		return err
 	}
 	if _, err := s.SendMessageDontwait(id, b); err != nil {
 		ix.log.Debug("send", "err", err)
 	}
+	return nil
 }
 
 func (ix *Interchange) publishStats(now time.Time) {

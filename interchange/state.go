@@ -136,10 +136,14 @@ func (s *state) restore() error {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt)}
 		s.tasks[t.id] = t
-		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
 		}
+		if err := unsendable(t.spec); err != nil { // from an older htex
+			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)
+			continue
+		}
+		restored = append(restored, t)
 	}
 	if len(unfinished) > 0 {
 		s.log.Info("resumed unfinished tasks from the journal", "tasks", len(unfinished))
@@ -299,7 +303,10 @@ func (s *state) dispatch() {
 		if free <= 0 || s.draining(p) || !s.refillDue(p, free) {
 			continue
 		}
-		var batch []*wire.Task
+		batch := &taskBatch{send: func(ts *wire.Tasks) {
+			s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: ts}})
+		}}
+		sent := false
 		skipped := 0
 		for free > 0 {
 			t := s.queue.pop()
@@ -319,17 +326,18 @@ func (s *state) dispatch() {
 			t.dispatched = s.now
 			p.running[t.id] = t
 			free--
-			batch = append(batch, &wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,
-				Cwd: t.spec.Cwd, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
+			sent = true
+			batch.add(&wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,
+				Cwd: t.spec.Cwd, ArgvRaw: t.spec.ArgvRaw, EnvRaw: t.spec.EnvRaw, CwdRaw: t.spec.CwdRaw, TimeoutMs: t.spec.TimeoutMs, ArrayIndex: t.spec.ArrayIndex, Attempt: t.attempts,
 				Noop: t.spec.Noop, StdoutPath: t.spec.StdoutPath, StderrPath: t.spec.StderrPath})
 		}
+		batch.flush()
 		for _, t := range aside {
 			s.queue.push(t)
 		}
 		aside = aside[:0]
-		if len(batch) > 0 {
+		if sent {
 			p.idleSince = time.Time{}
-			s.ix.send(s.ix.workerSock, p.ident, &wire.Envelope{Body: &wire.Envelope_Tasks{Tasks: &wire.Tasks{Tasks: batch}}})
 		}
 	}
 }
@@ -384,7 +392,11 @@ func (s *state) snapshot(now time.Time) Stats {
 }
 
 func specFromJournal(t journal.Task) *wire.TaskSpec {
-	return &wire.TaskSpec{Argv: t.Argv, Env: t.Env, Cwd: t.Cwd, TimeoutMs: t.Timeout.Milliseconds(),
+	s := &wire.TaskSpec{TimeoutMs: t.Timeout.Milliseconds(),
 		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
 		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
+	s.SetArgs(t.Argv)
+	s.SetEnvs(t.Env)
+	s.SetDir(t.Cwd)
+	return s
 }

@@ -127,7 +127,7 @@ type resultJSON struct {
 func toJSON(r *wire.TaskResult) resultJSON {
 	j := resultJSON{TaskID: r.TaskId, JobID: r.JobId, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		ErrorKind: r.ErrorKind, Error: r.Error, Attempts: r.Attempts, BlockID: r.BlockId, Node: r.Node,
-		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Argv}
+		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Args()}
 	if r.ArrayIndex >= 0 {
 		ai := r.ArrayIndex
 		j.ArrayIndex = &ai
@@ -162,19 +162,26 @@ func resultsCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			// Rows are printed as the pages come (a page is bounded in rows
+			// and bytes): the table is aligned within each tablePage rows.
 			asJSON := c.Bool("json")
-			var list []resultJSON
+			list := &jsonList{w: out}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			if !asJSON {
 				fmt.Fprintln(tw, "TASK\tJOB\tSTATE\tEXIT\tERROR\tATTEMPTS\tNODE\tSECONDS\tSTDOUT")
 			}
+			rows := 0
 			err = cl.Results(context.Background(), jobID, func(r *wire.TaskResult) error {
 				if c.Bool("failed") && (r.State == "succeeded" || r.State == "queued" || r.State == "running") {
 					return nil
 				}
 				if asJSON {
-					list = append(list, toJSON(r))
-					return nil
+					return list.add(toJSON(r))
+				}
+				if rows++; rows%tablePage == 0 {
+					if err := tw.Flush(); err != nil {
+						return err
+					}
 				}
 				first, _, _ := strings.Cut(strings.TrimSpace(string(r.Stdout)), "\n")
 				if len(first) > 60 {
@@ -188,17 +195,15 @@ func resultsCommand() *cli.Command {
 				return clientError(fmt.Errorf("results: %w", err))
 			}
 			if asJSON {
-				if list == nil {
-					list = []resultJSON{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return list.close()
 			}
 			return tw.Flush()
 		},
 	}
 }
+
+// tablePage is how many rows of `results` are aligned and printed at once.
+const tablePage = 1000
 
 func dash(s string) string {
 	if s == "" {
