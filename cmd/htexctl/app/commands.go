@@ -10,6 +10,7 @@ func commands() []*cli.Command {
 		waitCommand(),
 		resultsCommand(),
 		statusCommand(),
+		topCommand(),
 		cancelCommand(),
 		stopCommand(),
 		planCommand(),
