@@ -21,6 +21,7 @@ import (
 	"github.com/htex/htex/internal/execx"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/journal"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/providers"
 	"github.com/htex/htex/providers/local"
 	"github.com/htex/htex/providers/pbs"
@@ -41,6 +42,9 @@ type Options struct {
 	// --journal=false`, which measures the journal's cost. Nothing
 	// survives a restart of such a daemon.
 	NoJournal bool
+	// Metrics, when set, is fed by the interchange and the scaler and
+	// reads their state at scrape time (serve --metrics).
+	Metrics *metrics.Metrics
 }
 
 // Run serves until ctx ends or a client asks to stop.
@@ -121,7 +125,7 @@ func Run(ctx context.Context, opt Options) error {
 		Encrypted: enc, ServerSecret: serverKeys.Secret,
 		HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 		DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
-		DrainPeriod: cfg.Executor.DrainPeriod.D(),
+		DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(opt.Metrics),
 	})
 	if err != nil && (clientPort != cfg.Executor.ClientPort || workerPort != cfg.Executor.WorkerPort) {
 		log.Warn("could not bind the ports of the previous run; taking new ones (pools of that run will not find this daemon)", "err", err)
@@ -131,13 +135,14 @@ func Run(ctx context.Context, opt Options) error {
 			Encrypted: enc, ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: jr, Log: log, Blocks: blocks, Warning: warning,
-			DrainPeriod: cfg.Executor.DrainPeriod.D(),
+			DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(opt.Metrics),
 		})
 	}
 	if err != nil {
 		return err
 	}
 	blocks.ix = ix
+	opt.Metrics.SetSource(func() metrics.Snapshot { return metricsSnapshot(ix.Stats(), blocks.BlockStatuses()) })
 	if err := ix.Restore(); err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		if retries < 0 {
 			retries = int32(s.ix.opt.DefaultRetries)
 		}
-		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries}
+		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries, submitted: s.now}
 		s.nextTask++
 		s.tasks[t.id] = t
 		s.queue.push(t)

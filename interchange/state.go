@@ -59,8 +59,9 @@ type post struct {
 
 type doneTask struct {
 	jobID, taskID uint64
-	state         string
+	state, kind   string
 	end           time.Time
+	submitted     time.Time
 }
 
 type state struct {
@@ -132,7 +133,7 @@ func (s *state) restore() error {
 	restored := make([]*task, 0, len(unfinished))
 	for _, jt := range unfinished {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt)}
+			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt), submitted: jt.SubmittedAt}
 		s.tasks[t.id] = t
 		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
@@ -260,7 +261,8 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 		res.State = "failed"
 	}
 	s.pending.Results = append(s.pending.Results, res)
-	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State, end: res.EndedAt}})
+	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State,
+		kind: res.ErrorKind, end: res.EndedAt, submitted: t.submitted}})
 }
 
 func errorKindName(k wire.ErrorKind) string {
@@ -315,6 +317,9 @@ func (s *state) dispatch() {
 			t.pool = p
 			t.attempts++
 			t.dispatched = s.now
+			if o := s.ix.opt.Observer; o != nil {
+				o.TaskDispatched(s.now.Sub(t.submitted))
+			}
 			p.running[t.id] = t
 			free--
 			batch = append(batch, &wire.Task{Id: t.id, JobId: t.jobID, Argv: t.spec.Argv, Env: t.spec.Env,

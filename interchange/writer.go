@@ -19,6 +19,7 @@ type writer struct {
 	out   chan error
 	busy  bool
 	posts []post // after-commit work of the batch in flight
+	obs   Observer
 }
 
 func newWriter(j *journal.Journal, wake func()) *writer {
@@ -28,10 +29,19 @@ func newWriter(j *journal.Journal, wake func()) *writer {
 // run is owned by Interchange.Run, which closes in and waits for it.
 func (w *writer) run() {
 	for b := range w.in {
-		w.out <- w.j.Write(b)
+		start := time.Now()
+		err := w.j.Write(b)
+		if w.obs != nil && err == nil {
+			w.obs.JournalCommitted(time.Since(start), batchRows(b))
+		}
+		w.out <- err
 		w.wake()
 	}
 	close(w.out)
+}
+
+func batchRows(b *journal.Batch) int {
+	return len(b.Jobs) + len(b.Tasks) + len(b.Results) + len(b.Attempts) + len(b.Blocks) + len(b.Pools) + len(b.Events)
 }
 
 func (w *writer) close() {
@@ -104,6 +114,13 @@ func (s *state) applyPosts(posts []post) {
 			j := s.jobs[d.jobID]
 			if j == nil {
 				continue
+			}
+			if o := s.ix.opt.Observer; o != nil {
+				var since time.Duration
+				if !d.submitted.IsZero() {
+					since = s.now.Sub(d.submitted)
+				}
+				o.TaskFinished(d.state, d.kind, since)
 			}
 			switch d.state {
 			case "succeeded":
