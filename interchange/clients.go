@@ -191,7 +191,7 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 	}
 	for _, row := range rows {
 		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
-			Argv: row.Task.Argv, BlockId: -1}
+			Argv: row.Task.Argv, BlockId: -1, StdoutPath: row.Task.StdoutPath, StderrPath: row.Task.StderrPath}
 		if res := row.Result; res != nil {
 			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node

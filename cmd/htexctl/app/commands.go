@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 		resultsCommand(),
 		statusCommand(),
 		topCommand(),
+		logsCommand(),
 		cancelCommand(),
 		stopCommand(),
 		planCommand(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -155,11 +156,20 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		s := proto.Clone(base).(*wire.TaskSpec)
 		s.Argv = argv
 		s.ArrayIndex = idx
+		// The pool opens these files itself, from its own working
+		// directory: a relative path is made absolute against the task's.
+		outPath := func(p string) string {
+			p = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(cwd, p)
+			}
+			return p
+		}
 		if p := c.String("stdout"); p != "" {
-			s.StdoutPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StdoutPath = outPath(p)
 		}
 		if p := c.String("stderr"); p != "" {
-			s.StderrPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StderrPath = outPath(p)
 		}
 		return s
 	}
