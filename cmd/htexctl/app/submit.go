@@ -93,7 +93,7 @@ func submitCommand() *cli.Command {
 			}
 			fmt.Fprintln(out, jobID)
 			if c.Bool("wait") {
-				return waitJob(ctx, cl, jobID)
+				return waitJob(ctx, cl, jobID, false)
 			}
 			return nil
 		},
