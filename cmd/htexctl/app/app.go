@@ -36,6 +36,8 @@ func New() *cli.App {
 			"status, cancel and stop talk to it. plan and render show the pinning and the\n" +
 			"batch script before anything is submitted.",
 		HideHelpCommand: true,
+		// `htexctl completion SHELL` prints the scripts that use it.
+		EnableBashCompletion: true,
 		Commands:        commands(),
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {

@@ -20,5 +20,7 @@ func commands() []*cli.Command {
 		workerCommand(),
 		benchCommand(),
 		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }

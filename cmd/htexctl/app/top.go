@@ -183,12 +183,12 @@ func (f *topFeed) failures(ctx context.Context, job uint64) []top.Failure {
 	if f.found[job] == nil {
 		f.found[job] = map[uint64]bool{}
 	}
-	var out []top.Failure
+	var fresh []top.Failure
 	for _, x := range fs {
 		if !f.found[job][x.TaskID] {
 			f.found[job][x.TaskID] = true
-			out = append(out, x)
+			fresh = append(fresh, x)
 		}
 	}
-	return out
+	return fresh
 }
