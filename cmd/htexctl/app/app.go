@@ -38,7 +38,7 @@ func New() *cli.App {
 		HideHelpCommand: true,
 		// `htexctl completion SHELL` prints the scripts that use it.
 		EnableBashCompletion: true,
-		Commands:        commands(),
+		Commands:             commands(),
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
 				return
