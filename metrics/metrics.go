@@ -41,6 +41,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	tasks        *prometheus.CounterVec
+	byState      map[string]prometheus.Counter // the series of htex_tasks_total, looked up once
 	failures     *prometheus.CounterVec
 	dispatch     prometheus.Histogram
 	result       prometheus.Histogram
@@ -85,8 +86,9 @@ func New() *Metrics {
 	m.pools = prometheus.NewDesc("htex_pools", "Worker pools registered.", nil, nil)
 	m.slots = prometheus.NewDesc("htex_slots", "Slots of the registered pools, busy or idle.", []string{"state"}, nil)
 	m.blocks = prometheus.NewDesc("htex_blocks", "Blocks (batch jobs) by state.", []string{"state"}, nil)
+	m.byState = map[string]prometheus.Counter{}
 	for _, s := range TaskStates {
-		m.tasks.WithLabelValues(s)
+		m.byState[s] = m.tasks.WithLabelValues(s)
 	}
 	m.reg.MustRegister(m.tasks, m.failures, m.dispatch, m.result, m.commit, m.batchRows,
 		m.decisions, m.blocksSubmit, m.blocksCancel, snapshotCollector{m})
@@ -130,7 +132,11 @@ func (m *Metrics) TaskFinished(state, errorKind string, sinceSubmit time.Duratio
 	if m == nil {
 		return
 	}
-	m.tasks.WithLabelValues(state).Inc()
+	if c, ok := m.byState[state]; ok {
+		c.Inc()
+	} else {
+		m.tasks.WithLabelValues(state).Inc()
+	}
 	if state != "succeeded" {
 		if errorKind == "" {
 			errorKind = "unknown"
