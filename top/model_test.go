@@ -18,7 +18,12 @@ import (
 	"github.com/htex/htex/wire"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+// updating reports whether -update was given: the flag is defined by
+// teatest's golden package, which this test binary links.
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 // recorded is one line of testdata/stream.jsonl: a snapshot whose status is
 // the protobuf JSON of a StatusReply, as the daemon sends it.
@@ -67,7 +72,7 @@ func play(t *testing.T, opt Options, w, h int) *Model {
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if *update {
+	if updating() {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
