@@ -89,15 +89,34 @@ func TestTopInTmux(t *testing.T) {
 	s.waitScreen("the cancel refused", 10*time.Second, func(scr string) bool {
 		return strings.Contains(scr, "job "+job+" not cancelled")
 	})
+	// a second job, slow: top selects the newest; c then y cancels it
+	slow := d.Submit("--array", "1-50", "--", "sleep", "30")
+	s.waitScreen("the second job", 30*time.Second, func(scr string) bool {
+		return strings.Contains(scr, "> job "+slow+" ")
+	})
+	s.tmux("send-keys", "-t", "top", "c")
+	s.waitScreen("the cancel confirmation", 10*time.Second, func(scr string) bool {
+		return strings.Contains(scr, "cancel job "+slow+"? ")
+	})
+	s.tmux("send-keys", "-t", "top", "y")
+	s.waitScreen("the cancel's answer", 30*time.Second, func(scr string) bool {
+		return strings.Contains(scr, "job "+slow+": 50 unfinished tasks cancelled")
+	})
 	s.tmux("send-keys", "-t", "top", "q")
 	s.waitScreen("top to quit", 10*time.Second, func(scr string) bool {
 		return strings.Contains(scr, "top exited: 0")
 	})
-	// the job ran on: n did not cancel it
+	// the first job ran on: n did not cancel it; the second was cancelled
 	d.WaitJob(job)
 	for _, r := range d.Results(job) {
 		if r.State == "cancelled" {
 			t.Fatalf("task %d cancelled although the cancel was refused", r.TaskID)
+		}
+	}
+	d.WaitJob(slow)
+	for _, r := range d.Results(slow) {
+		if r.State != "cancelled" {
+			t.Errorf("task %d of the cancelled job: %s", r.TaskID, r.State)
 		}
 	}
 }
