@@ -48,7 +48,7 @@ func (c *Client) Poll(ctx context.Context, jobs []uint64) (*wire.StatusReply, ma
 			progress[b.Progress.JobId] = b.Progress
 		case *wire.Envelope_StatusReply:
 			if m.RequestId == id {
-				c.drain(progress)
+				c.awaitProgress(progress, jobs, len(jobs) <= int(b.StatusReply.Jobs))
 				return b.StatusReply, progress, nil
 			}
 		case *wire.Envelope_Error:
@@ -60,12 +60,36 @@ func (c *Client) Poll(ctx context.Context, jobs []uint64) (*wire.StatusReply, ma
 	}
 }
 
-// drain takes the progress messages already waiting, without blocking.
-func (c *Client) drain(progress map[uint64]*wire.Progress) {
+// progressWait bounds the wait, after the status reply, for the progress
+// of the watched jobs: the daemon sends progress at the end of the loop
+// turn that answered the status, so it follows within a millisecond or so.
+const progressWait = 50 * time.Millisecond
+
+// awaitProgress takes the progress messages already waiting and, when
+// wait is set, those of watched jobs not heard from yet, up to
+// progressWait.
+func (c *Client) awaitProgress(progress map[uint64]*wire.Progress, jobs []uint64, wait bool) {
+	deadline := time.Now().Add(progressWait)
 	for {
-		m, err := c.recv(0)
+		missing := false
+		for _, j := range jobs {
+			if progress[j] == nil {
+				missing = true
+			}
+		}
+		timeout := time.Duration(0)
+		if wait && missing {
+			timeout = time.Until(deadline)
+			if timeout <= 0 {
+				return
+			}
+		}
+		m, err := c.recv(timeout)
 		if err != nil || m == nil {
-			return
+			if timeout == 0 || err != nil {
+				return
+			}
+			continue
 		}
 		if p, ok := m.Body.(*wire.Envelope_Progress); ok {
 			progress[p.Progress.JobId] = p.Progress

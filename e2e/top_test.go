@@ -120,3 +120,33 @@ func TestTopInTmux(t *testing.T) {
 		}
 	}
 }
+
+// TestTopOnce: with its output not a terminal, top prints one plain screen
+// of the size $COLUMNS and $LINES say, and exits.
+func TestTopOnce(t *testing.T) {
+	testenv.Integration(t)
+	d := testenv.StartDaemonEnv(t, localConfig, "COLUMNS=60", "LINES=20")
+	job := d.Submit("--array", "1-6", "--", "sh", "-c", "[ {} -ne 4 ] || { echo 'four is unlucky' >&2; exit 9; }")
+	d.WaitJob(job)
+	out, stderr, code := d.Run("top", "--interval", "200ms")
+	if code != 0 {
+		t.Fatalf("top: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("top to a pipe wrote escape sequences:\n%q", out)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > 20 {
+		t.Errorf("%d lines, LINES=20", len(lines))
+	}
+	for i, l := range lines {
+		if n := len([]rune(l)); n > 60 {
+			t.Errorf("line %d is %d wide, COLUMNS=60: %q", i, n, l)
+		}
+	}
+	for _, want := range []string{"5 succeeded · 1 failed", "> job " + job + " ", "6/6", "exit 9: four is unlucky"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("top --once lacks %q:\n%s", want, out)
+		}
+	}
+}
