@@ -317,7 +317,7 @@ func (s *state) dispatch() {
 			t.pool = p
 			t.attempts++
 			t.dispatched = s.now
-			if o := s.ix.opt.Observer; o != nil {
+			if o := s.ix.opt.Observer; o != nil && !t.submitted.IsZero() {
 				o.TaskDispatched(s.now.Sub(t.submitted))
 			}
 			p.running[t.id] = t
