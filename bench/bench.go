@@ -18,6 +18,7 @@ import (
 	"github.com/htex/htex/client"
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/daemon"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/rundir"
 	"github.com/htex/htex/wire"
 )
@@ -31,6 +32,7 @@ type Options struct {
 	Prefetch   int
 	Encrypted  bool
 	NoJournal  bool   // measure without journal writes (the journal's cost)
+	Metrics    bool   // run the daemon with its Prometheus metrics, served on loopback (their cost)
 	Executable string // the htexctl binary the block starts
 	Log        io.Writer
 	Progress   func(done, total int)
@@ -49,6 +51,7 @@ type Report struct {
 	Journal        bool    `json:"journal"`
 	Window         int     `json:"window"`
 	Cores          int     `json:"cores"`
+	Metrics        bool    `json:"metrics"`
 }
 
 // Run starts a daemon, runs the benchmark and stops the daemon.
@@ -84,9 +87,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer stopDaemon()
 	ready := make(chan *rundir.Connection, 1)
 	done := make(chan error, 1)
+	var mx *metrics.Metrics
+	if o.Metrics {
+		mx = metrics.New()
+		srv, err := mx.Serve("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+	}
 	go func() {
 		done <- daemon.Run(dctx, daemon.Options{Config: cfg, RunDir: dir, Executable: o.Executable, Log: log, NoJournal: o.NoJournal,
-			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }})
+			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }, Metrics: mx})
 	}()
 	select {
 	case <-ready:
@@ -256,5 +268,5 @@ func measure(ctx context.Context, cl *client.Client, o Options, n int, progress 
 	}
 	return &Report{Mode: o.Mode, Tasks: n, Workers: o.Workers, Seconds: el.Seconds(),
 		TasksPerSecond: float64(n) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99),
-		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU()}, nil
+		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU(), Metrics: o.Metrics}, nil
 }

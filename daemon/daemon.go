@@ -20,6 +20,7 @@ import (
 	"github.com/htex/htex/internal/execx"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/journal"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/providers"
 	"github.com/htex/htex/providers/local"
 	"github.com/htex/htex/providers/pbs"
@@ -40,6 +41,9 @@ type Options struct {
 	// --journal=false`, which measures the journal's cost. Nothing
 	// survives a restart of such a daemon.
 	NoJournal bool
+	// Metrics, when set, is fed by the interchange and the scaler and
+	// reads their state at scrape time (serve --metrics).
+	Metrics *metrics.Metrics
 }
 
 // daemon is one running `serve`: what open made, in the order it made it.
@@ -228,7 +232,7 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 			Encrypted: cfg.Executor.IsEncrypted(), ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: d.jr, Log: d.log, Blocks: d.blocks, Warning: warning,
-			DrainPeriod: cfg.Executor.DrainPeriod.D(),
+			DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(d.opt.Metrics),
 		}
 	}
 	ix, err := interchange.New(opts(clientPort, workerPort))
@@ -241,6 +245,7 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 	}
 	d.ix = ix
 	d.blocks.ix = ix
+	d.opt.Metrics.SetSource(func() metrics.Snapshot { return metricsSnapshot(ix.Stats(), d.blocks.BlockStatuses()) })
 	return nil
 }
 

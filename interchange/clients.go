@@ -123,7 +123,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		if retries < 0 {
 			retries = int32(s.ix.opt.DefaultRetries)
 		}
-		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries}
+		t := &task{id: s.nextTask, jobID: j.id, spec: spec, retries: retries, submitted: s.now}
 		s.nextTask++
 		s.tasks[t.id] = t
 		s.queue.push(t)
@@ -205,6 +205,7 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 	for i, row := range rows {
 		tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex, BlockId: -1}
 		tr.SetArgs(row.Task.Argv)
+		tr.StdoutPath, tr.StderrPath = row.Task.StdoutPath, row.Task.StderrPath
 		if res := row.Result; res != nil {
 			tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 			tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node

@@ -35,6 +35,19 @@ type PoolWatcher interface {
 	PoolRegistered(blockID int64)
 }
 
+// Observer hears of what the daemon's metrics count (package metrics
+// implements it). TaskDispatched and TaskFinished are called on the loop,
+// JournalCommitted on the journal writer's goroutine; none may block.
+type Observer interface {
+	// TaskDispatched: an attempt went to a pool, d after the submission.
+	TaskDispatched(d time.Duration)
+	// TaskFinished: a task's final result was committed (state
+	// succeeded, failed or cancelled), sinceSubmit after its submission.
+	TaskFinished(state, errorKind string, sinceSubmit time.Duration)
+	// JournalCommitted: one batch of rows was written in took.
+	JournalCommitted(took time.Duration, rows int)
+}
+
 // Options configure an interchange.
 type Options struct {
 	Label              string
@@ -53,7 +66,8 @@ type Options struct {
 	Journal            *journal.Journal
 	Log                *slog.Logger
 	Blocks             BlockSource
-	Warning            string // shown by status (e.g. "encryption is off")
+	Warning            string   // shown by status (e.g. "encryption is off")
+	Observer           Observer // metrics; nil = none
 
 	// DrainPeriod (executor.drain_period): a pool whose block ends within
 	// it gets no new tasks. 0 = only when the pool says it drains.
@@ -249,6 +263,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 	defer close(ix.stopped)
 	defer ix.closeSockets()
 	w := newWriter(ix.opt.Journal, ix.wake)
+	w.obs = ix.opt.Observer
 	go w.run()
 	defer w.close()
 	ix.st.writer = w

@@ -27,6 +27,7 @@ type task struct {
 	state      taskState
 	pool       *pool
 	dispatched time.Time
+	submitted  time.Time // for the latency metrics
 }
 
 // taskQueue orders queued tasks by priority (higher first), then by id

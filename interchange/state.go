@@ -60,8 +60,9 @@ type post struct {
 
 type doneTask struct {
 	jobID, taskID uint64
-	state         string
+	state, kind   string
 	end           time.Time
+	submitted     time.Time
 }
 
 type state struct {
@@ -134,7 +135,7 @@ func (s *state) restore() error {
 	restored := make([]*task, 0, len(unfinished))
 	for _, jt := range unfinished {
 		t := &task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt)}
+			attempts: int32(attempts[jt.ID]), spec: specFromJournal(jt), submitted: jt.SubmittedAt}
 		s.tasks[t.id] = t
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
@@ -266,7 +267,8 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 		res.State = "failed"
 	}
 	s.pending.Results = append(s.pending.Results, res)
-	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State, end: res.EndedAt}})
+	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State,
+		kind: res.ErrorKind, end: res.EndedAt, submitted: t.submitted}})
 }
 
 func errorKindName(k wire.ErrorKind) string {
@@ -324,6 +326,9 @@ func (s *state) dispatch() {
 			t.pool = p
 			t.attempts++
 			t.dispatched = s.now
+			if o := s.ix.opt.Observer; o != nil && !t.submitted.IsZero() {
+				o.TaskDispatched(s.now.Sub(t.submitted))
+			}
 			p.running[t.id] = t
 			free--
 			sent = true

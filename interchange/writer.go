@@ -29,6 +29,7 @@ type writer struct {
 	failing atomic.Pointer[journal.WriteError]
 	busy    bool
 	posts   []post // after-commit work of the batch in flight
+	obs     Observer
 }
 
 // Retry pauses of a failing batch.
@@ -44,7 +45,12 @@ func newWriter(j *journal.Journal, wake func()) *writer {
 // run is owned by Interchange.Run, which closes in and waits for it.
 func (w *writer) run() {
 	for b := range w.in {
-		w.out <- w.write(b)
+		start := time.Now()
+		err := w.write(b)
+		if w.obs != nil && err == nil {
+			w.obs.JournalCommitted(time.Since(start), batchRows(b))
+		}
+		w.out <- err
 		w.wake()
 	}
 	close(w.out)
@@ -70,6 +76,10 @@ func (w *writer) write(b *journal.Batch) error {
 		}
 		pause = min(2*pause, retryMax)
 	}
+}
+
+func batchRows(b *journal.Batch) int {
+	return len(b.Jobs) + len(b.Tasks) + len(b.Results) + len(b.Attempts) + len(b.Blocks) + len(b.Pools) + len(b.Events)
 }
 
 // close stops retrying, ends run and waits for it.
@@ -170,6 +180,13 @@ func (s *state) applyPosts(posts []post) {
 			j := s.jobs[d.jobID]
 			if j == nil {
 				continue
+			}
+			if o := s.ix.opt.Observer; o != nil {
+				var since time.Duration
+				if !d.submitted.IsZero() {
+					since = s.now.Sub(d.submitted)
+				}
+				o.TaskFinished(d.state, d.kind, since)
 			}
 			switch d.state {
 			case "succeeded":

@@ -2183,7 +2183,9 @@ type TaskResult struct {
 	Argv          []string               `protobuf:"bytes,13,rep,name=argv,proto3" json:"argv,omitempty"`
 	Error         string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	Signal        int32                  `protobuf:"varint,15,opt,name=signal,proto3" json:"signal,omitempty"`
-	ArgvRaw       [][]byte               `protobuf:"bytes,16,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"` // as in Task: argv as bytes when not valid UTF-8
+	ArgvRaw       [][]byte               `protobuf:"bytes,16,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`          // as in Task: argv as bytes when not valid UTF-8
+	StdoutPath    string                 `protobuf:"bytes,17,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // the task's --stdout file, if it had one (then stdout is empty)
+	StderrPath    string                 `protobuf:"bytes,18,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"` // the task's --stderr file, if it had one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2328,6 +2330,20 @@ func (x *TaskResult) GetArgvRaw() [][]byte {
 		return x.ArgvRaw
 	}
 	return nil
+}
+
+func (x *TaskResult) GetStdoutPath() string {
+	if x != nil {
+		return x.StdoutPath
+	}
+	return ""
+}
+
+func (x *TaskResult) GetStderrPath() string {
+	if x != nil {
+		return x.StderrPath
+	}
+	return ""
 }
 
 type ResultsReply struct {
@@ -2949,7 +2965,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x0eResultsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
 	"\rafter_task_id\x18\x02 \x01(\x04R\vafterTaskId\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xa1\x03\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xe3\x03\n" +
 	"\n" +
 	"TaskResult\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x15\n" +
@@ -2970,7 +2986,11 @@ const file_wire_proto_rawDesc = "" +
 	"\x04argv\x18\r \x03(\tR\x04argv\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x16\n" +
 	"\x06signal\x18\x0f \x01(\x05R\x06signal\x12\x19\n" +
-	"\bargv_raw\x18\x10 \x03(\fR\aargvRaw\"S\n" +
+	"\bargv_raw\x18\x10 \x03(\fR\aargvRaw\x12\x1f\n" +
+	"\vstdout_path\x18\x11 \x01(\tR\n" +
+	"stdoutPath\x12\x1f\n" +
+	"\vstderr_path\x18\x12 \x01(\tR\n" +
+	"stderrPath\"S\n" +
 	"\fResultsReply\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.htex.wire.TaskResultR\aresults\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"H\n" +

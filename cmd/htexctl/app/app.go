@@ -36,7 +36,9 @@ func New() *cli.App {
 			"status, cancel and stop talk to it. plan and render show the pinning and the\n" +
 			"batch script before anything is submitted.",
 		HideHelpCommand: true,
-		Commands:        commands(),
+		// `htexctl completion SHELL` prints the scripts that use it.
+		EnableBashCompletion: true,
+		Commands:             commands(),
 		// --env 'X=a,b' is one variable: values are never split at commas.
 		DisableSliceFlagSeparator: true,
 		// Errors come back from Run to Main, which prints them and returns

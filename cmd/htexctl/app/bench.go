@@ -29,6 +29,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "prefetch", Value: 1000, Usage: "prefetch_capacity of the pool"},
 			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
 			&cli.StringFlag{Name: "journal", Value: "true", Usage: "true, false (journal writes discarded: only to measure what the journal costs), or both"},
+			&cli.BoolFlag{Name: "metrics", Usage: "run the daemon with its Prometheus metrics on (as serve --metrics), to measure their cost", EnvVars: []string{"HTEX_BENCH_METRICS"}},
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both, and compare the medians"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}"},
 		},
@@ -65,7 +66,7 @@ func benchCommand() *cli.Command {
 			for _, rn := range runs {
 				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
 					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: rn.enc, NoJournal: !rn.journal,
-					Executable: exe, Log: os.Stderr}
+					Metrics: c.Bool("metrics"), Executable: exe, Log: os.Stderr}
 				if isTerminal(os.Stderr) {
 					o.Progress = func(done, total int) {
 						if done%1000 == 0 || done == total {
@@ -85,8 +86,8 @@ func benchCommand() *cli.Command {
 					b, _ := json.Marshal(r)
 					fmt.Fprintln(out, string(b))
 				} else {
-					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
-						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, metrics=%v, window=%d, %d cores: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Metrics, r.Window, r.Cores, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
 				}
 			}
 			if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {

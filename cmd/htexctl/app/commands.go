@@ -10,6 +10,8 @@ func commands() []*cli.Command {
 		waitCommand(),
 		resultsCommand(),
 		statusCommand(),
+		topCommand(),
+		logsCommand(),
 		cancelCommand(),
 		stopCommand(),
 		planCommand(),
@@ -18,5 +20,7 @@ func commands() []*cli.Command {
 		workerCommand(),
 		benchCommand(),
 		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +95,7 @@ func submitCommand() *cli.Command {
 			}
 			fmt.Fprintln(out, jobID)
 			if c.Bool("wait") {
-				return waitJob(ctx, cl, jobID)
+				return waitJob(ctx, cl, jobID, false)
 			}
 			return nil
 		},
@@ -210,11 +211,20 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		s := proto.Clone(base).(*wire.TaskSpec)
 		s.SetArgs(argv)
 		s.ArrayIndex = idx
+		// The pool opens these files itself, from its own working
+		// directory: a relative path is made absolute against the task's.
+		outPath := func(p string) string {
+			p = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(cwd, p)
+			}
+			return p
+		}
 		if p := c.String("stdout"); p != "" {
-			s.StdoutPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StdoutPath = outPath(p)
 		}
 		if p := c.String("stderr"); p != "" {
-			s.StderrPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StderrPath = outPath(p)
 		}
 		return s
 	}
