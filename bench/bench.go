@@ -18,6 +18,7 @@ import (
 	"github.com/htex/htex/client"
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/daemon"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/rundir"
 	"github.com/htex/htex/wire"
 )
@@ -31,6 +32,7 @@ type Options struct {
 	Prefetch   int
 	Encrypted  bool
 	NoJournal  bool   // measure without journal writes (the journal's cost)
+	Metrics    bool   // run the daemon with its Prometheus metrics, served on loopback (their cost)
 	Executable string // the htexctl binary the block starts
 	Log        io.Writer
 	Progress   func(done, total int)
@@ -61,6 +63,7 @@ type Report struct {
 	SlotsPerPool    int      `json:"slots_per_pool,omitempty"`
 	RegisterSeconds *float64 `json:"register_seconds,omitempty"` // first pool registered to the last, as status shows
 	DaemonRSSMB     float64  `json:"daemon_rss_mb,omitempty"`    // the daemon process's peak RSS (VmHWM)
+	Metrics         bool     `json:"metrics"`
 }
 
 // Run starts a daemon, runs the benchmark and stops the daemon.
@@ -90,6 +93,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	cfg.Executor.CoresPerWorker = 0.001 // as many slots as asked, whatever the core count
 	cfg.Executor.PrefetchCapacity = o.Prefetch
 	cfg.Executor.Encrypted = &o.Encrypted
+	cfg.Executor.Address = "127.0.0.1" // its pool runs here; plain text stays on loopback
 	cfg.Executor.HeartbeatThreshold = config.Duration(120 * time.Second)
 	cfg.Strategy.Kind = "none"
 	logw := o.Log
@@ -101,9 +105,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer stopDaemon()
 	ready := make(chan *rundir.Connection, 1)
 	done := make(chan error, 1)
+	var mx *metrics.Metrics
+	if o.Metrics {
+		mx = metrics.New()
+		srv, err := mx.Serve("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+	}
 	go func() {
 		done <- daemon.Run(dctx, daemon.Options{Config: cfg, RunDir: dir, Executable: o.Executable, Log: log, NoJournal: o.NoJournal,
-			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }})
+			StopGrace: time.Second, Ready: func(c *rundir.Connection) { ready <- c }, Metrics: mx})
 	}()
 	select {
 	case <-ready:
@@ -273,5 +286,5 @@ func measure(ctx context.Context, cl *client.Client, o Options, n int, progress 
 	}
 	return &Report{Mode: o.Mode, Tasks: n, Workers: o.Workers, Seconds: el.Seconds(),
 		TasksPerSecond: float64(n) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99),
-		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU()}, nil
+		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU(), Metrics: o.Metrics}, nil
 }

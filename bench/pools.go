@@ -28,6 +28,9 @@ func runWithPools(ctx context.Context, o Options) (*Report, error) {
 	if o.NoJournal {
 		return nil, errors.New("--pools: the daemon runs as `htexctl serve`, always with its journal: want --journal true")
 	}
+	if o.Metrics {
+		return nil, errors.New("--pools: --metrics is not supported with simulated pools; measure metrics with a local block")
+	}
 	if o.SlotsPerPool < 1 {
 		return nil, fmt.Errorf("--slots-per-pool %d: want at least 1", o.SlotsPerPool)
 	}

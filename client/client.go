@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/rundir"
@@ -59,6 +61,10 @@ func Dial(runDir string) (*Client, error) {
 	conn, err := rundir.ReadConnection(runDir)
 	if err != nil {
 		if errors.Is(err, rundir.ErrNoDaemon) {
+			if pid := servingPid(runDir); pid > 0 {
+				return nil, fmt.Errorf("%w at %s yet: the daemon (pid %d in %s) runs, but its connection file is missing (deleted?); it writes it again within seconds: try again, or stop that daemon with `kill -TERM %d`",
+					ErrNoDaemon, runDir, pid, rundir.PidFile, pid)
+			}
 			return nil, fmt.Errorf("%w at %s (no connection file: start one with `htexctl serve`)", ErrNoDaemon, runDir)
 		}
 		return nil, err
@@ -85,6 +91,24 @@ func Dial(runDir string) (*Client, error) {
 	p := zmq.NewPoller()
 	p.Add(sock, zmq.POLLIN)
 	return &Client{RunDir: runDir, Conn: conn, Timeout: DefaultTimeout, sock: sock, hs: hs, poller: p, gone: pidGone(conn)}, nil
+}
+
+// servingPid returns the pid of the run directory's pid file when that
+// process runs `htexctl serve` on this host, else 0.
+func servingPid(runDir string) int {
+	b, err := os.ReadFile(filepath.Join(runDir, rundir.PidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "serve") {
+		return 0
+	}
+	return pid
 }
 
 // pidGone reports whether the connection file names a process on this host
@@ -294,20 +318,34 @@ func (c *Client) call(ctx context.Context, m *wire.Envelope) (*wire.Envelope, er
 	}
 }
 
-// SubmitChunk is the number of tasks sent per request.
+// SubmitChunk is the most tasks sent per request; a request also stays
+// within wire.BatchBytes.
 const SubmitChunk = 20000
 
+// SubmitChunks returns the end index of each request of a submission: at
+// most SubmitChunk tasks and wire.BatchBytes each (a larger task alone).
+func SubmitChunks(specs []*wire.TaskSpec) []int {
+	return wire.Cut(len(specs), func(i int) int { return wire.FieldSize(proto.Size(specs[i])) }, SubmitChunk, wire.BatchBytes)
+}
+
 // Submit sends tasks as one job and returns its id once every task is
-// durable in the daemon's journal.
+// durable in the daemon's journal. A task over the size limits
+// or with a NUL byte (wire.CheckTask) is refused before anything is sent.
 func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec) (uint64, error) {
 	if len(specs) == 0 {
 		return 0, errors.New("submit: no tasks")
 	}
+	for i, s := range specs {
+		if err := wire.CheckTask(s); err != nil {
+			return 0, fmt.Errorf("submit: task %d: %w", i, err)
+		}
+	}
 	var jobID uint64
-	for start := 0; start < len(specs); start += SubmitChunk {
-		end := min(start+SubmitChunk, len(specs))
+	start := 0
+	for _, end := range SubmitChunks(specs) {
 		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
 			Tasks: specs[start:end], Name: name, JobId: jobID, Last: end == len(specs)}}})
+		start = end
 		if err != nil {
 			return jobID, err
 		}

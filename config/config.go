@@ -61,6 +61,9 @@ type Executor struct {
 	WorkerPortRange [2]int `toml:"worker_port_range"`
 	ClientPort      int    `toml:"client_port"`
 	Encrypted       *bool  `toml:"encrypted"`
+	// AllowPlaintextNetwork lets encrypted = false listen on addresses
+	// other than loopback (a trusted network).
+	AllowPlaintextNetwork bool `toml:"allow_plaintext_network"`
 
 	// WorkerCommand is how a batch script starts a pool; default: this binary.
 	WorkerCommand string `toml:"worker_command"`

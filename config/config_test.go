@@ -129,6 +129,8 @@ func TestParseErrors(t *testing.T) {
 		{"max_pending negative", "[strategy]\nmax_pending = \"-5m\"", []string{"strategy.max_pending -5m0s: must be >= 0 (0 = off)"}},
 		{"failure_backoff negative", "[strategy]\nfailure_backoff = -1", []string{"strategy.failure_backoff -1s: must be > 0"}},
 		{"max_pending misspelt", "[strategy]\nmax_pendin = 60", []string{`did you mean "strategy.max_pending"`}},
+		{"tail too large", "[executor]\noutput_tail_bytes = 70000000", []string{"executor.output_tail_bytes 70000000", "[0, 8388608]", "--stdout/--stderr"}},
+		{"tail negative", "[executor]\noutput_tail_bytes = -1", []string{"executor.output_tail_bytes -1"}},
 		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
 	}
 	for _, tt := range tests {

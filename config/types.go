@@ -88,6 +88,7 @@ var knownKeys = []string{
 	"executor.heartbeat_period", "executor.heartbeat_threshold", "executor.drain_period",
 	"executor.retries", "executor.output_tail_bytes", "executor.address", "executor.worker_port",
 	"executor.worker_port_range", "executor.client_port", "executor.encrypted", "executor.worker_command",
+	"executor.allow_plaintext_network",
 	"provider.kind", "provider.nodes_per_block", "provider.init_blocks", "provider.min_blocks",
 	"provider.max_blocks", "provider.parallelism", "provider.walltime", "provider.worker_init",
 	"provider.scheduler_options", "provider.launcher", "provider.launcher_options", "provider.cmd_timeout",

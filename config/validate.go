@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/htex/htex/pinning"
+	"github.com/htex/htex/wire"
 )
 
 // Validate checks ranges and combinations and returns an *Error naming every
@@ -67,8 +68,8 @@ func (c *Config) Validate() error {
 	if e.Retries < 0 {
 		bad("executor.retries %d: must be >= 0", e.Retries)
 	}
-	if e.OutputTailBytes < 0 {
-		bad("executor.output_tail_bytes %d: must be >= 0", e.OutputTailBytes)
+	if err := wire.CheckTailBytes(e.OutputTailBytes); err != nil {
+		bad("executor.output_tail_bytes %d: %v", e.OutputTailBytes, err)
 	}
 	checkPort := func(name string, v int) {
 		if v < 0 || v > 65535 {

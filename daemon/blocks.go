@@ -198,6 +198,7 @@ func (l *blockLoop) step(ctx context.Context) {
 	l.summary, l.decidedAt = d.Summary, now
 	l.decisions++
 	n := l.decisions
+	l.opt.Metrics.ScalerDecided(d.Submit, len(d.Cancel))
 	halt := l.halted
 	tellHalt := halt != "" && !l.haltTold
 	l.haltTold = l.haltTold || tellHalt

@@ -20,6 +20,7 @@ import (
 	"github.com/htex/htex/internal/execx"
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/journal"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/providers"
 	"github.com/htex/htex/providers/local"
 	"github.com/htex/htex/providers/pbs"
@@ -40,6 +41,9 @@ type Options struct {
 	// --journal=false`, which measures the journal's cost. Nothing
 	// survives a restart of such a daemon.
 	NoJournal bool
+	// Metrics, when set, is fed by the interchange and the scaler and
+	// reads their state at scrape time (serve --metrics).
+	Metrics *metrics.Metrics
 }
 
 // daemon is one running `serve`: what open made, in the order it made it.
@@ -53,11 +57,13 @@ type daemon struct {
 	ix     *interchange.Interchange
 	blocks *blockLoop
 	conn   *rundir.Connection
+	addrs  []string // advertised to pools and clients, numeric (executor.address resolved)
 
 	ixDone   chan error
 	stopIx   context.CancelFunc
 	loopDone chan struct{}
 	stopLoop context.CancelFunc
+	connDone chan struct{}
 	closers  []func() // undone in reverse order by close
 	lost     bool     // another daemon took the lease: leave its things alone
 }
@@ -210,14 +216,23 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 		return err
 	}
 	d.blocks = newBlockLoop(cfg, d.opt, prov, d.jr, d.log)
+	addrs, err := advertised(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	hosts := bindHosts(addrs)
+	if err := checkPlaintext(cfg.Executor.IsEncrypted(), cfg.Executor.AllowPlaintextNetwork, hosts); err != nil {
+		return err
+	}
+	d.addrs = addrs
 	opts := func(cp, wp int) interchange.Options {
 		return interchange.Options{
-			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHost: bindHost(cfg),
+			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHosts: hosts,
 			ClientPort: cp, WorkerPort: wp, WorkerPortRange: cfg.Executor.WorkerPortRange,
 			Encrypted: cfg.Executor.IsEncrypted(), ServerSecret: serverKeys.Secret,
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: d.jr, Log: d.log, Blocks: d.blocks, Warning: warning,
-			DrainPeriod: cfg.Executor.DrainPeriod.D(),
+			DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(d.opt.Metrics),
 		}
 	}
 	ix, err := interchange.New(opts(clientPort, workerPort))
@@ -230,6 +245,7 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 	}
 	d.ix = ix
 	d.blocks.ix = ix
+	d.opt.Metrics.SetSource(func() metrics.Snapshot { return metricsSnapshot(ix.Stats(), d.blocks.BlockStatuses()) })
 	return nil
 }
 
@@ -237,14 +253,10 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 // this daemon.
 func (d *daemon) publish(serverKeys rundir.KeyPair) error {
 	cfg := d.cfg
-	addrs, err := advertised(context.Background(), cfg)
-	if err != nil {
-		return err
-	}
 	host, _ := os.Hostname()
 	d.conn = &rundir.Connection{
 		ProtocolVersion: wire.Version, Label: cfg.Executor.Label, Pid: os.Getpid(), Hostname: host,
-		Addresses: addrs, ClientPort: d.ix.ClientPort(), WorkerPort: d.ix.WorkerPort(), Encrypted: cfg.Executor.IsEncrypted(),
+		Addresses: d.addrs, ClientPort: d.ix.ClientPort(), WorkerPort: d.ix.WorkerPort(), Encrypted: cfg.Executor.IsEncrypted(),
 		ServerPublicKey: serverKeys.Public, StartedAt: time.Now().UTC(), Pool: poolSettings(cfg),
 	}
 	if err := rundir.WriteConnection(d.opt.RunDir, d.conn); err != nil {
@@ -283,6 +295,10 @@ func (d *daemon) serve(ctx context.Context) error {
 		keepLease(leaseCtx, d.jr, d.me, func(why string) { lost <- why }, d.log.Warn)
 	}()
 
+	// A deleted connection file is written again while the daemon serves.
+	d.connDone = make(chan struct{})
+	go func() { defer close(d.connDone); keepConnection(loopCtx, d.opt.RunDir, d.conn, d.log) }()
+
 	select {
 	case <-ctx.Done():
 		d.log.Info("signal received: stopping")
@@ -308,6 +324,7 @@ func (d *daemon) serve(ctx context.Context) error {
 func (d *daemon) shutdown(runErr error) error {
 	d.stopLoop()
 	<-d.loopDone
+	<-d.connDone
 	if runErr == nil {
 		d.drainTasks()
 	}
@@ -382,10 +399,6 @@ func metaInt(j *journal.Journal, key string) int {
 	}
 	n, _ := strconv.Atoi(v)
 	return n
-}
-
-func bindHost(cfg *config.Config) string {
-	return "*"
 }
 
 // advertised lists the addresses pools probe: the configured one, or every

@@ -250,7 +250,7 @@ func TestSubmitWaitAndFailedTask(t *testing.T) {
 
 	out := d.MustRun("submit", "--wait", "--", "true")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || lines[1] != "job "+lines[0]+": 1 succeeded, 0 failed of 1" {
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "job "+lines[0]+": 1 succeeded, 0 failed of 1; ") {
 		t.Errorf("submit --wait output %q: want the job id, then its summary", out)
 	}
 	if _, err := strconv.ParseUint(lines[0], 10, 64); err != nil {

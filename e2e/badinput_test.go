@@ -36,6 +36,9 @@ func TestSubmitBadInput(t *testing.T) {
 		{"array with file", []string{"submit", "--array", "1-2", "--file", "x"}, []string{"--array"}},
 		{"negative timeout", []string{"submit", "--timeout", "-1s", "--", "true"}, []string{"--timeout", "-1s"}},
 		{"negative retries", []string{"submit", "--retries", "-2", "--", "true"}, []string{"--retries", "-2"}},
+		{"retries over 32 bits", []string{"submit", "--retries", "4294967295", "--", "true"}, []string{"--retries 4294967295", "2147483647"}},
+		{"priority over 32 bits", []string{"submit", "--priority", "2147483648", "--", "true"}, []string{"--priority 2147483648", "2147483647"}},
+		{"priority under 32 bits", []string{"submit", "--priority", "-2147483649", "--", "true"}, []string{"--priority -2147483649", "-2147483648"}},
 		{"missing cwd", []string{"submit", "--cwd", "/nonexistent/htex", "--", "true"}, []string{"--cwd", `"/nonexistent/htex"`}},
 		{"missing file", []string{"submit", "--file", "/nonexistent/cmds.txt"}, []string{"--file", "/nonexistent/cmds.txt"}},
 	}

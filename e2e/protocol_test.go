@@ -21,6 +21,7 @@ cores_per_worker = 0.01
 heartbeat_period = 1
 heartbeat_threshold = 5
 encrypted = false
+address = "127.0.0.1"
 [provider]
 kind = "local"
 `

@@ -371,7 +371,7 @@ func secProcesses(t *testing.T, verb, runDir string) []int {
 // the default says nothing of the sort.
 func TestUnencryptedWarns(t *testing.T) {
 	testenv.Integration(t)
-	plain := testenv.StartDaemon(t, strings.Replace(localConfig, "[executor]", "[executor]\nencrypted = false", 1))
+	plain := testenv.StartDaemon(t, strings.Replace(localConfig, "[executor]", "[executor]\nencrypted = false\naddress = \"127.0.0.1\"", 1))
 	enc := testenv.StartDaemon(t, localConfig)
 	const warning = "encryption is off"
 

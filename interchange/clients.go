@@ -14,7 +14,7 @@ import (
 
 // MaxTasksPerSubmit bounds one SubmitRequest; clients send larger jobs in
 // several requests.
-const MaxTasksPerSubmit = 100000
+const MaxTasksPerSubmit = wire.MaxTasksPerSubmit
 
 func (s *state) reply(id []byte, reqID uint64, m *wire.Envelope) {
 	m.RequestId = reqID
@@ -34,7 +34,11 @@ func (s *state) handleClient(id, payload []byte) {
 			s.replyError(id, 0, "%v", err)
 			return
 		}
-		s.log.Warn("dropping malformed client message", "err", err, "bytes", len(payload))
+		// Answer rather than drop: the client would wait for its timeout
+		// and then blame a missing daemon.
+		s.log.Warn("refusing malformed client message", "err", err, "bytes", len(payload))
+		reqID, _ := wire.PeekRequestID(payload)
+		s.replyError(id, reqID, "the daemon could not read request %d (%d bytes): %v", reqID, len(payload), err)
 		return
 	}
 	switch b := m.Body.(type) {
@@ -59,10 +63,10 @@ func (s *state) handleClient(id, payload []byte) {
 
 // validateSpec checks a task spec; the error names the field and value.
 func validateSpec(i int, t *wire.TaskSpec) error {
-	if len(t.Argv) == 0 || t.Argv[0] == "" {
+	if argv := t.Args(); len(argv) == 0 || argv[0] == "" {
 		return fmt.Errorf("task %d: argv is empty", i)
 	}
-	for _, e := range t.Env {
+	for _, e := range t.Envs() {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return fmt.Errorf("task %d: env %q: want KEY=VALUE", i, e)
 		}
@@ -72,6 +76,9 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	}
 	if t.Retries < -1 {
 		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	}
+	if err := wire.CheckTask(t); err != nil {
+		return fmt.Errorf("task %d: %w", i, err)
 	}
 	return nil
 }
@@ -114,20 +121,21 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		if retries < 0 {
 			retries = int32(s.cfg.DefaultRetries)
 		}
-		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority})
+		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority,
+			submitted: s.now.UnixNano()})
 		if s.spill() {
 			s.spillTask(t)
 		} else {
 			t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
-				TimeoutMs: spec.TimeoutMs, ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath,
-				StderrPath: spec.StderrPath})
+				ArgvRaw: spec.ArgvRaw, EnvRaw: spec.EnvRaw, CwdRaw: spec.CwdRaw, TimeoutMs: spec.TimeoutMs,
+				ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath})
 		}
 		s.nextTask++
 		s.queue.push(t)
 		j.total++
 		j.unfinished++
 		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
-			Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
+			Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
 			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
 			StderrPath: spec.StderrPath, SubmittedAt: s.now})
 	}
@@ -197,10 +205,12 @@ func (s *state) resultsRequest(id []byte, reqID uint64, r *wire.ResultsRequest) 
 	s.reads = append(s.reads, readReq{id: id, reqID: reqID, jobID: r.JobId, after: r.AfterTaskId, limit: limit})
 }
 
-// rowsRead is the event of the journal rows of a results request read
-// (up to limit+1 of them, to tell whether there are more). A task without
-// a result row is reported from memory: running where a pool holds it.
-func (s *state) rowsRead(now time.Time, q readReq, rows []journal.Row, err error) {
+// rowsRead is the event of the journal rows of a results request read: a
+// page of at most limit rows and about wire.BatchBytes, more telling
+// whether the job has rows after it (for a load, up to limit+1 rows). A
+// task without a result row is reported from memory: running where a
+// pool holds it.
+func (s *state) rowsRead(now time.Time, q readReq, rows []journal.Row, more bool, err error) {
 	s.at(now)
 	if q.load {
 		s.tasksLoaded(q, rows, err)
@@ -210,19 +220,26 @@ func (s *state) rowsRead(now time.Time, q readReq, rows []journal.Row, err error
 		s.replyError(q.id, q.reqID, "results: %v", err)
 		return
 	}
-	out := &wire.ResultsReply{}
-	if len(rows) > q.limit {
-		rows, out.More = rows[:q.limit], true
-	}
-	for _, row := range rows {
-		out.Results = append(out.Results, s.taskResult(row))
+	out := &wire.ResultsReply{More: more}
+	bytes := 0
+	for i, row := range rows {
+		tr := s.taskResult(row)
+		// The journal's page is cut by its own estimate; this is exact.
+		n := resultRowBytes(tr)
+		if i > 0 && bytes+n > wire.BatchBytes {
+			out.More = true
+			break
+		}
+		bytes += n
+		out.Results = append(out.Results, tr)
 	}
 	s.reply(q.id, q.reqID, &wire.Envelope{Body: &wire.Envelope_ResultsReply{ResultsReply: out}})
 }
 
 func (s *state) taskResult(row journal.Row) *wire.TaskResult {
-	tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex,
-		Argv: row.Task.Argv, BlockId: -1}
+	tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex, BlockId: -1}
+	tr.SetArgs(row.Task.Argv)
+	tr.StdoutPath, tr.StderrPath = row.Task.StdoutPath, row.Task.StderrPath
 	if res := row.Result; res != nil {
 		tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 		tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
@@ -272,10 +289,14 @@ func (s *state) flushWatchers() {
 			if !dirty && !w.dirty {
 				continue
 			}
-			p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
-				Running: j.unfinished, Complete: j.complete(), Done: w.done, Sealed: j.sealed}
+			parts := splitDone(w.done)
+			for k, done := range parts {
+				last := k == len(parts)-1
+				p := &wire.Progress{JobId: j.id, Total: j.total, Succeeded: j.succeeded, Failed: j.failed + j.cancelled,
+					Running: j.unfinished, Complete: last && j.complete(), Done: done, Sealed: j.sealed}
+				s.toClient(w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
+			}
 			w.done, w.dirty = nil, false
-			s.toClient(w.id, &wire.Envelope{Body: &wire.Envelope_Progress{Progress: p}})
 		}
 	}
 	clear(s.jobsDirty)

@@ -28,6 +28,13 @@ func (s *state) applyPosts(posts []post) {
 			if j == nil {
 				continue
 			}
+			if o := s.cfg.Observer; o != nil {
+				var since time.Duration
+				if d.submitted != 0 {
+					since = s.now.Sub(time.Unix(0, d.submitted))
+				}
+				o.TaskFinished(d.state, d.kind, since)
+			}
 			switch d.state {
 			case "succeeded":
 				j.succeeded++

@@ -51,12 +51,15 @@ type config struct {
 	Blocks BlockSource
 	// KeepLoaded and LoadBatch tune spilled tasks (spill.go); 0 = default.
 	KeepLoaded, LoadBatch int
+	// Observer hears what the metrics count; called on the loop, it
+	// never blocks. May be nil.
+	Observer Observer
 }
 
 func configOf(o Options) config {
 	return config{Label: o.Label, RunDir: o.RunDir, Provider: o.Provider, Warning: o.Warning,
 		Encrypted: o.Encrypted, HeartbeatThreshold: o.HeartbeatThreshold, DrainPeriod: o.DrainPeriod,
-		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks}
+		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer}
 }
 
 // peer says which channel a message goes out on.

@@ -2,8 +2,6 @@ package interchange
 
 import (
 	"time"
-
-	"github.com/htex/htex/wire"
 )
 
 // Dispatch. The pools that may take tasks now (free capacity, not
@@ -98,6 +96,9 @@ func (s *state) fill(p *pool) {
 		t.pool = p
 		t.attempts++
 		t.dispatched = s.now.UnixNano()
+		if o := s.cfg.Observer; o != nil && t.submitted != 0 {
+			o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
+		}
 		p.running[t.id] = t
 		free--
 		fields = append(fields, t.fields)
@@ -108,7 +109,9 @@ func (s *state) fill(p *pool) {
 	}
 	if len(fields) > 0 {
 		p.idleSince = time.Time{}
-		s.sendRaw(toPool, p.ident, wire.TasksFrame(fields, attempts))
+		for _, f := range taskFrames(fields, attempts) {
+			s.sendRaw(toPool, p.ident, f)
+		}
 	}
 }
 

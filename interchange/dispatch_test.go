@@ -88,7 +88,7 @@ func TestDispatchKeepsPoolsFed(t *testing.T) {
 						}
 						rows = append(rows, journal.Row{Task: jt})
 					}
-					s.rowsRead(now, q, rows, nil)
+					s.rowsRead(now, q, rows, false, nil)
 				}
 			}
 			spilled := 0

@@ -35,12 +35,26 @@ type PoolWatcher interface {
 	PoolRegistered(blockID int64)
 }
 
+// Observer hears of what the daemon's metrics count (package metrics
+// implements it). TaskDispatched and TaskFinished are called on the loop,
+// JournalCommitted on the journal writer's goroutine; none may block.
+type Observer interface {
+	// TaskDispatched: an attempt went to a pool, d after the submission.
+	TaskDispatched(d time.Duration)
+	// TaskFinished: a task's final result was committed (state
+	// succeeded, failed or cancelled), sinceSubmit after its submission.
+	TaskFinished(state, errorKind string, sinceSubmit time.Duration)
+	// JournalCommitted: one batch of rows was written in took.
+	JournalCommitted(took time.Duration, rows int)
+}
+
 // Options configure an interchange.
 type Options struct {
 	Label              string
 	RunDir             string
 	Provider           string
-	BindHost           string // "*" = every interface
+	BindHost           string   // "*" = every interface
+	BindHosts          []string // when set, every one of them instead of BindHost
 	ClientPort         int
 	WorkerPort         int
 	WorkerPortRange    [2]int
@@ -52,7 +66,8 @@ type Options struct {
 	Journal            *journal.Journal
 	Log                *slog.Logger
 	Blocks             BlockSource
-	Warning            string // shown by status (e.g. "encryption is off")
+	Warning            string   // shown by status (e.g. "encryption is off")
+	Observer           Observer // metrics; nil = none
 
 	// DrainPeriod (executor.drain_period): a pool whose block ends within
 	// it gets no new tasks. 0 = only when the pool says it drains.
@@ -124,11 +139,15 @@ func New(opt Options) (*Interchange, error) {
 		wsec = &zsock.ServerSecurity{Secret: opt.ServerSecret, Domain: zsock.DomainPool}
 	}
 	var err error
-	ix.clientSock, ix.clientPort, err = zsock.Router(opt.BindHost, opt.ClientPort, [2]int{}, csec)
+	hosts := opt.BindHosts
+	if len(hosts) == 0 {
+		hosts = []string{opt.BindHost}
+	}
+	ix.clientSock, ix.clientPort, err = zsock.Router(hosts, opt.ClientPort, [2]int{}, csec)
 	if err != nil {
 		return nil, fmt.Errorf("client channel: %w", err)
 	}
-	ix.workerSock, ix.workerPort, err = zsock.Router(opt.BindHost, opt.WorkerPort, opt.WorkerPortRange, wsec)
+	ix.workerSock, ix.workerPort, err = zsock.Router(hosts, opt.WorkerPort, opt.WorkerPortRange, wsec)
 	if err != nil {
 		ix.clientSock.Close()
 		return nil, fmt.Errorf("worker channel: %w", err)
@@ -270,6 +289,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 	defer close(ix.stopped)
 	defer ix.closeSockets()
 	w := newWriter(ix.opt.Journal, ix.wake)
+	w.obs = ix.opt.Observer
 	go w.run()
 	defer w.close()
 	rd := newReader(ix.opt.Journal, ix.wake)
@@ -319,7 +339,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 			}
 		}
 		for _, d := range rd.collect() {
-			st.rowsRead(now, d.q, d.rows, d.err)
+			st.rowsRead(now, d.q, d.rows, d.more, d.err)
 		}
 		if e := w.failure(); e != nil {
 			st.journalFailing(now, e)
@@ -392,7 +412,9 @@ func (ix *Interchange) drain(s *zmq.Socket, handle func(id []byte, payload []byt
 	}
 }
 
-// sendOut sends the core's messages.
+// sendOut sends the core's messages. A reply that cannot be encoded
+// (over wire.MaxFrame) is replaced by an error reply, so that the client
+// learns why instead of waiting for its timeout.
 func (ix *Interchange) sendOut(out []send) {
 	for _, m := range out {
 		s := ix.clientSock
@@ -405,19 +427,25 @@ func (ix *Interchange) sendOut(out []send) {
 			}
 			continue
 		}
-		ix.send(s, m.id, m.msg)
+		if err := ix.send(s, m.id, m.msg); err != nil && m.to == toClient {
+			ix.send(s, m.id, &wire.Envelope{RequestId: m.msg.RequestId, Body: &wire.Envelope_Error{Error: &wire.ErrorReply{
+				Message: fmt.Sprintf("the daemon could not send its reply: %v", err)}}})
+		}
 	}
 }
 
-func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) {
+// send encodes and sends one message; a message that cannot be encoded
+// (over wire.MaxFrame) is logged and returned, never sent.
+func (ix *Interchange) send(s *zmq.Socket, id []byte, m *wire.Envelope) error {
 	b, err := wire.Encode(m)
 	if err != nil {
 		ix.log.Error("encode", "err", err)
-		return
+		return err
 	}
 	if _, err := s.SendMessageDontwait(id, b); err != nil {
 		ix.log.Debug("send", "err", err)
 	}
+	return nil
 }
 
 func (ix *Interchange) publishStats(now time.Time) {

@@ -31,6 +31,7 @@ type task struct {
 	state      taskState
 	pool       *pool
 	dispatched int64 // unix ns of the current attempt's start (a time.Time is 24 bytes)
+	submitted  int64 // unix ns of the submission, 0 = unknown (for the latency metrics)
 }
 
 // taskArena packs the encoded fields of tasks into chunks, so that a task

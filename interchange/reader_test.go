@@ -53,10 +53,11 @@ func TestReaderAnswersEveryRead(t *testing.T) {
 		if d.err != nil {
 			t.Fatalf("read %d: %v", i, d.err)
 		}
-		// limit+1 rows (to tell whether there are more), after q.after
-		want := min(q.limit+1, 500-int(q.after))
-		if len(d.rows) != want || d.rows[0].Task.ID != int64(q.after+1) {
-			t.Fatalf("read %d (after %d): %d rows, want %d from task %d", i, q.after, len(d.rows), want, q.after+1)
+		// a page of limit rows after q.after, and whether more follow
+		want, more := min(q.limit, 500-int(q.after)), int(q.after)+q.limit < 500
+		if len(d.rows) != want || d.rows[0].Task.ID != int64(q.after+1) || d.more != more {
+			t.Fatalf("read %d (after %d): %d rows from %d, more %v; want %d from task %d, more %v", i, q.after,
+				len(d.rows), d.rows[0].Task.ID, d.more, want, q.after+1, more)
 		}
 	}
 }

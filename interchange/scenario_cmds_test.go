@@ -135,7 +135,11 @@ func (h *harness) run(c scenarioCase) (string, error) {
 			Err: fmt.Errorf("no space left on device")})
 	case "read":
 		for _, q := range h.s.takeReads() {
-			h.s.rowsRead(h.now, q, h.rows(q), nil)
+			rows, more := h.rows(q), false
+			if !q.load && len(rows) > q.limit { // a results page: limit rows and whether more follow
+				rows, more = rows[:q.limit], true
+			}
+			h.s.rowsRead(h.now, q, rows, more, nil)
 		}
 	case "restart":
 		h.restart()

@@ -249,6 +249,9 @@ var clientCmds = map[string]func(h *harness, a args, input []string) ([]byte, er
 	},
 	// client-frame version=N: a status request of another protocol version
 	"client-frame": func(h *harness, a args, _ []string) ([]byte, error) {
+		if slicesContains(a.rest, "garbage") { // a request id (field 2 = 9), then bytes that are no message
+			return []byte{0x08, 0x01, 0x10, 0x09, 0xff, 0xff}, nil
+		}
 		v, err := a.int("version", int64(wire.Version))
 		if err != nil {
 			return nil, err

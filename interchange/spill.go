@@ -49,9 +49,12 @@ func (s *state) spill() bool {
 
 // encodeTask gives a task its wire encoding.
 func (s *state) encodeTask(t *task, jt *journal.Task) {
-	t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: t.jobID, Argv: jt.Argv, Env: jt.Env, Cwd: jt.Cwd,
-		TimeoutMs: t.timeoutMs, ArrayIndex: jt.ArrayIndex, Noop: jt.Noop, StdoutPath: jt.StdoutPath,
-		StderrPath: jt.StderrPath})
+	w := &wire.Task{Id: t.id, JobId: t.jobID, TimeoutMs: t.timeoutMs, ArrayIndex: jt.ArrayIndex, Noop: jt.Noop,
+		StdoutPath: jt.StdoutPath, StderrPath: jt.StderrPath}
+	w.SetArgs(jt.Argv)
+	w.SetEnvs(jt.Env)
+	w.SetDir(jt.Cwd)
+	t.fields = s.arena.fieldsOf(w)
 }
 
 // spillTask queues a task without its encoding.
@@ -105,6 +108,12 @@ func (s *state) tasksLoaded(q readReq, rows []journal.Row, err error) {
 		id := uint64(row.Task.ID)
 		last = id
 		if t := s.tasks.get(id); t != nil && t.fields == nil {
+			if err := unsendableTask(&row.Task); err != nil { // from an older htex
+				if t.state == stQueued {
+					s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)
+				}
+				continue
+			}
 			s.encodeTask(t, &row.Task)
 			if t.state == stQueued {
 				s.spilled--

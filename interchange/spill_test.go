@@ -62,7 +62,7 @@ func TestSpilledTasksLoadFromJournal(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 		for _, d := range rd.collect() {
-			s.rowsRead(now, d.q, d.rows, d.err)
+			s.rowsRead(now, d.q, d.rows, d.more, d.err)
 		}
 	}
 	seen := map[uint64]bool{}

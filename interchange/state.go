@@ -61,8 +61,9 @@ type post struct {
 
 type doneTask struct {
 	jobID, taskID uint64
-	state         string
+	state, kind   string
 	end           time.Time
+	submitted     int64 // unix ns, 0 = unknown
 }
 
 // state is the pure core of the interchange (core.go).
@@ -131,17 +132,26 @@ func (s *state) restore(d restoreData, now time.Time) {
 	}
 	restored := make([]*task, 0, len(d.unfinished))
 	for i, jt := range d.unfinished {
+		var submitted int64
+		if !jt.SubmittedAt.IsZero() {
+			submitted = jt.SubmittedAt.UnixNano()
+		}
 		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority)})
+			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
+			submitted: submitted})
 		if len(restored) < s.keepLoaded() {
 			s.encodeTask(t, &d.unfinished[i])
 		} else {
 			s.spillTask(t)
 		}
-		restored = append(restored, t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
 		}
+		if err := unsendableTask(&d.unfinished[i]); err != nil { // from an older htex
+			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)
+			continue
+		}
+		restored = append(restored, t)
 	}
 	if len(d.unfinished) > 0 {
 		s.log.Info("resumed unfinished tasks from the journal", "tasks", len(d.unfinished))
@@ -255,7 +265,8 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 		res.State = "failed"
 	}
 	s.pending.Results = append(s.pending.Results, res)
-	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State, end: res.EndedAt}})
+	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State,
+		kind: res.ErrorKind, end: res.EndedAt, submitted: t.submitted}})
 }
 
 func errorKindName(k wire.ErrorKind) string {
@@ -288,4 +299,14 @@ func (s *state) snapshot(now time.Time) Stats {
 	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
 	return st
+}
+
+func specFromJournal(t journal.Task) *wire.TaskSpec {
+	s := &wire.TaskSpec{TimeoutMs: t.Timeout.Milliseconds(),
+		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
+		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
+	s.SetArgs(t.Argv)
+	s.SetEnvs(t.Env)
+	s.SetDir(t.Cwd)
+	return s
 }

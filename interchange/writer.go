@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/htex/htex/journal"
+	"github.com/htex/htex/wire"
 )
 
 // writer commits journal batches on its own goroutine so that the loop
@@ -26,6 +27,7 @@ type writer struct {
 	quit    chan struct{} // closed by close: stop retrying
 	failing atomic.Pointer[journal.WriteError]
 	busy    bool
+	obs     Observer
 }
 
 // Retry pauses of a failing batch.
@@ -41,7 +43,12 @@ func newWriter(j *journal.Journal, wake func()) *writer {
 // run is owned by Interchange.Run, which closes in and waits for it.
 func (w *writer) run() {
 	for b := range w.in {
-		w.out <- w.write(b)
+		start := time.Now()
+		err := w.write(b)
+		if w.obs != nil && err == nil {
+			w.obs.JournalCommitted(time.Since(start), batchRows(b))
+		}
+		w.out <- err
 		w.wake()
 	}
 	close(w.out)
@@ -67,6 +74,10 @@ func (w *writer) write(b *journal.Batch) error {
 		}
 		pause = min(2*pause, retryMax)
 	}
+}
+
+func batchRows(b *journal.Batch) int {
+	return len(b.Jobs) + len(b.Tasks) + len(b.Results) + len(b.Attempts) + len(b.Blocks) + len(b.Pools) + len(b.Events)
 }
 
 // close stops retrying, ends run and waits for it.
@@ -141,6 +152,7 @@ type reader struct {
 type readDone struct {
 	q    readReq
 	rows []journal.Row
+	more bool
 	err  error
 }
 
@@ -159,8 +171,14 @@ func newReader(j *journal.Journal, wake func()) *reader {
 func (r *reader) run() {
 	defer func() { r.done <- struct{}{} }()
 	for q := range r.in {
-		rows, err := r.j.Rows(int64(q.jobID), int64(q.after), q.limit+1) // a load has jobID 0: all jobs
-		r.out <- readDone{q: q, rows: rows, err: err}
+		var d readDone
+		if q.load { // the tasks after q.after, of every job
+			d.rows, d.err = r.j.Rows(0, int64(q.after), q.limit+1)
+		} else { // a page of results, cut by rows and bytes
+			d.rows, d.more, d.err = r.j.RowsPage(int64(q.jobID), int64(q.after), q.limit, wire.BatchBytes)
+		}
+		d.q = q
+		r.out <- d
 		r.wake()
 	}
 }

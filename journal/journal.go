@@ -13,7 +13,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -256,6 +255,9 @@ func Open(path string) (*Journal, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := checkNotEmptied(abs); err != nil {
+		return nil, err
 	}
 	uri := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	w := sql.OpenDB(&connector{dsn: uri + dsnWriter, drv: &sqlite3.SQLiteDriver{
@@ -606,7 +608,8 @@ func timeOf(f sql.NullFloat64) time.Time {
 }
 
 // appendJSONStrings appends ss as a JSON array of strings (no HTML
-// escaping; invalid UTF-8 becomes U+FFFD, as with encoding/json).
+// escaping; a byte that is not valid UTF-8 becomes \udc80..\udcff, see
+// parseStrings).
 func appendJSONStrings(buf []byte, ss []string) []byte {
 	const hex = "0123456789abcdef"
 	buf = append(buf, '[')
@@ -625,7 +628,7 @@ func appendJSONStrings(buf []byte, ss []string) []byte {
 			if c >= utf8.RuneSelf {
 				r, size := utf8.DecodeRuneInString(s[k:])
 				if r == utf8.RuneError && size == 1 {
-					buf = append(buf, `\ufffd`...)
+					buf = append(buf, '\\', 'u', 'd', 'c', hex[c>>4], hex[c&0xf])
 				} else {
 					buf = append(buf, s[k:k+size]...)
 				}
@@ -649,20 +652,6 @@ func appendJSONStrings(buf []byte, ss []string) []byte {
 		buf = append(buf, '"')
 	}
 	return append(buf, ']')
-}
-
-func parseStrings(b []byte) ([]string, error) {
-	if len(b) == 0 || string(b) == "[]" || string(b) == "null" {
-		return nil, nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return nil, err
-	}
-	if len(ss) == 0 {
-		return nil, nil
-	}
-	return ss, nil
 }
 
 // ---- reads ----

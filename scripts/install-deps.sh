@@ -3,12 +3,13 @@
 # they are missing (Debian/Ubuntu, as root or with sudo): libzmq3-dev and
 # pkg-config to build; with --slurm also slurm-wlm and munge for the
 # integration tests, and busybox-static, the only program besides htexctl
-# on the empty node image of the static-binary test. Go itself must be on
-# PATH (or at /usr/local/go).
+# on the empty node image of the static-binary test, and tmux, the terminal
+# the `htexctl top` test runs it in. Go itself must be on PATH (or at
+# /usr/local/go).
 set -eu
 
 pkgs=(libzmq3-dev pkg-config)
-[ "${1:-}" = "--slurm" ] && pkgs+=(slurm-wlm munge busybox-static)
+[ "${1:-}" = "--slurm" ] && pkgs+=(slurm-wlm munge busybox-static tmux)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -67,13 +67,18 @@ func FuzzDecode(f *testing.F) {
 	f.Add(MustEncode(&Envelope{Body: &Envelope_Submit{Submit: &SubmitRequest{Tasks: []*TaskSpec{{Argv: []string{"true"}}}}}}))
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		PeekRequestID(b) // any bytes: no panic
 		m, err := Decode(b)
 		if err != nil {
 			return
 		}
 		// whatever decodes must re-encode
-		if _, err := Encode(m); err != nil {
+		again, err := Encode(m)
+		if err != nil {
 			t.Fatalf("re-encode: %v", err)
+		}
+		if id, _ := PeekRequestID(again); id != m.RequestId {
+			t.Fatalf("PeekRequestID = %d, the message says %d", id, m.RequestId)
 		}
 	})
 }

@@ -38,6 +38,18 @@ func AppendTaskFields(b []byte, t *Task) []byte {
 	}
 	b = appendString(b, 10, t.StdoutPath)
 	b = appendString(b, 11, t.StderrPath)
+	for _, a := range t.ArgvRaw {
+		b = protowire.AppendTag(b, 12, protowire.BytesType)
+		b = protowire.AppendBytes(b, a)
+	}
+	for _, e := range t.EnvRaw {
+		b = protowire.AppendTag(b, 13, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
+	if len(t.CwdRaw) > 0 {
+		b = protowire.AppendTag(b, 14, protowire.BytesType)
+		b = protowire.AppendBytes(b, t.CwdRaw)
+	}
 	return b
 }
 

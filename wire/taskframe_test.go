@@ -14,6 +14,7 @@ func TestTasksFrame(t *testing.T) {
 		{Id: 1 << 40, JobId: 7, Argv: []string{"sh", "-c", "echo ü"}, Env: []string{"A=1", "B="}, Cwd: "/tmp",
 			TimeoutMs: 90_000, ArrayIndex: 12, Attempt: 3, Noop: true, StdoutPath: "/o/{}", StderrPath: "/e"},
 		{Id: 3, Argv: []string{""}, ArrayIndex: 0, Attempt: 0},
+		{Id: 5, ArgvRaw: [][]byte{[]byte("ls"), {0xff, 'x'}}, EnvRaw: [][]byte{{'A', '=', 0xfe}}, CwdRaw: []byte{'/', 0xff}, Attempt: 2},
 		{Id: 4, JobId: 2, Argv: []string{"x"}, TimeoutMs: -5, ArrayIndex: -1, Attempt: 1 << 30},
 	}
 	var fields [][]byte

@@ -779,18 +779,24 @@ func (x *HeartbeatReply) GetNowUnixMs() int64 {
 }
 
 type Task struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	JobId         uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Argv          []string               `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
-	Env           []string               `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"` // K=V additions
-	Cwd           string                 `protobuf:"bytes,5,opt,name=cwd,proto3" json:"cwd,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`    // 0 = none
-	ArrayIndex    int64                  `protobuf:"varint,7,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"` // -1 when not an array task
-	Attempt       int32                  `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Noop          bool                   `protobuf:"varint,9,opt,name=noop,proto3" json:"noop,omitempty"`                               // answer without exec (benchmarks)
-	StdoutPath    string                 `protobuf:"bytes,10,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // full output to file when set
-	StderrPath    string                 `protobuf:"bytes,11,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	JobId      uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Argv       []string               `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
+	Env        []string               `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"` // K=V additions
+	Cwd        string                 `protobuf:"bytes,5,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	TimeoutMs  int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`    // 0 = none
+	ArrayIndex int64                  `protobuf:"varint,7,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"` // -1 when not an array task
+	Attempt    int32                  `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Noop       bool                   `protobuf:"varint,9,opt,name=noop,proto3" json:"noop,omitempty"`                               // answer without exec (benchmarks)
+	StdoutPath string                 `protobuf:"bytes,10,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // full output to file when set
+	StderrPath string                 `protobuf:"bytes,11,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
+	// argv, env and cwd as bytes, set instead of the string fields when one
+	// of them is not valid UTF-8 (file names are bytes on Linux), which a
+	// protobuf string cannot carry. Read them with Args, Envs and Dir.
+	ArgvRaw       [][]byte `protobuf:"bytes,12,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
+	EnvRaw        [][]byte `protobuf:"bytes,13,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
+	CwdRaw        []byte   `protobuf:"bytes,14,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,6 +906,27 @@ func (x *Task) GetStderrPath() string {
 		return x.StderrPath
 	}
 	return ""
+}
+
+func (x *Task) GetArgvRaw() [][]byte {
+	if x != nil {
+		return x.ArgvRaw
+	}
+	return nil
+}
+
+func (x *Task) GetEnvRaw() [][]byte {
+	if x != nil {
+		return x.EnvRaw
+	}
+	return nil
+}
+
+func (x *Task) GetCwdRaw() []byte {
+	if x != nil {
+		return x.CwdRaw
+	}
+	return nil
 }
 
 type Tasks struct {
@@ -1411,17 +1438,21 @@ func (x *CancelTasks) GetIds() []uint64 {
 }
 
 type TaskSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Argv          []string               `protobuf:"bytes,1,rep,name=argv,proto3" json:"argv,omitempty"`
-	Env           []string               `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty"`
-	Cwd           string                 `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	Retries       int32                  `protobuf:"varint,5,opt,name=retries,proto3" json:"retries,omitempty"`                         // -1 = executor default
-	Priority      int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`                       // higher runs first
-	ArrayIndex    int64                  `protobuf:"varint,7,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"` // -1 when not an array task
-	Noop          bool                   `protobuf:"varint,8,opt,name=noop,proto3" json:"noop,omitempty"`
-	StdoutPath    string                 `protobuf:"bytes,9,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"`
-	StderrPath    string                 `protobuf:"bytes,10,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Argv       []string               `protobuf:"bytes,1,rep,name=argv,proto3" json:"argv,omitempty"`
+	Env        []string               `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty"`
+	Cwd        string                 `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	TimeoutMs  int64                  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Retries    int32                  `protobuf:"varint,5,opt,name=retries,proto3" json:"retries,omitempty"`                         // -1 = executor default
+	Priority   int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`                       // higher runs first
+	ArrayIndex int64                  `protobuf:"varint,7,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"` // -1 when not an array task
+	Noop       bool                   `protobuf:"varint,8,opt,name=noop,proto3" json:"noop,omitempty"`
+	StdoutPath string                 `protobuf:"bytes,9,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"`
+	StderrPath string                 `protobuf:"bytes,10,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
+	// as in Task: argv, env and cwd as bytes when not valid UTF-8
+	ArgvRaw       [][]byte `protobuf:"bytes,11,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
+	EnvRaw        [][]byte `protobuf:"bytes,12,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
+	CwdRaw        []byte   `protobuf:"bytes,13,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1524,6 +1555,27 @@ func (x *TaskSpec) GetStderrPath() string {
 		return x.StderrPath
 	}
 	return ""
+}
+
+func (x *TaskSpec) GetArgvRaw() [][]byte {
+	if x != nil {
+		return x.ArgvRaw
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetEnvRaw() [][]byte {
+	if x != nil {
+		return x.EnvRaw
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetCwdRaw() []byte {
+	if x != nil {
+		return x.CwdRaw
+	}
+	return nil
 }
 
 type SubmitRequest struct {
@@ -2131,6 +2183,9 @@ type TaskResult struct {
 	Argv          []string               `protobuf:"bytes,13,rep,name=argv,proto3" json:"argv,omitempty"`
 	Error         string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	Signal        int32                  `protobuf:"varint,15,opt,name=signal,proto3" json:"signal,omitempty"`
+	ArgvRaw       [][]byte               `protobuf:"bytes,16,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`          // as in Task: argv as bytes when not valid UTF-8
+	StdoutPath    string                 `protobuf:"bytes,17,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // the task's --stdout file, if it had one (then stdout is empty)
+	StderrPath    string                 `protobuf:"bytes,18,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"` // the task's --stderr file, if it had one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2268,6 +2323,27 @@ func (x *TaskResult) GetSignal() int32 {
 		return x.Signal
 	}
 	return 0
+}
+
+func (x *TaskResult) GetArgvRaw() [][]byte {
+	if x != nil {
+		return x.ArgvRaw
+	}
+	return nil
+}
+
+func (x *TaskResult) GetStdoutPath() string {
+	if x != nil {
+		return x.StdoutPath
+	}
+	return ""
+}
+
+func (x *TaskResult) GetStderrPath() string {
+	if x != nil {
+		return x.StderrPath
+	}
+	return ""
 }
 
 type ResultsReply struct {
@@ -2765,7 +2841,7 @@ const file_wire_proto_rawDesc = "" +
 	"\arunning\x18\x01 \x03(\x04R\arunning\x12\x12\n" +
 	"\x04busy\x18\x02 \x01(\x05R\x04busy\"0\n" +
 	"\x0eHeartbeatReply\x12\x1e\n" +
-	"\vnow_unix_ms\x18\x01 \x01(\x03R\tnowUnixMs\"\x95\x02\n" +
+	"\vnow_unix_ms\x18\x01 \x01(\x03R\tnowUnixMs\"\xe2\x02\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x12\n" +
@@ -2782,7 +2858,10 @@ const file_wire_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"stdoutPath\x12\x1f\n" +
 	"\vstderr_path\x18\v \x01(\tR\n" +
-	"stderrPath\".\n" +
+	"stderrPath\x12\x19\n" +
+	"\bargv_raw\x18\f \x03(\fR\aargvRaw\x12\x17\n" +
+	"\aenv_raw\x18\r \x03(\fR\x06envRaw\x12\x17\n" +
+	"\acwd_raw\x18\x0e \x01(\fR\x06cwdRaw\".\n" +
 	"\x05Tasks\x12%\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x0f.htex.wire.TaskR\x05tasks\"\xc3\x02\n" +
 	"\x06Result\x12\x17\n" +
@@ -2814,7 +2893,7 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"Reregister\"\x1f\n" +
 	"\vCancelTasks\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x8e\x02\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xdb\x02\n" +
 	"\bTaskSpec\x12\x12\n" +
 	"\x04argv\x18\x01 \x03(\tR\x04argv\x12\x10\n" +
 	"\x03env\x18\x02 \x03(\tR\x03env\x12\x10\n" +
@@ -2830,7 +2909,10 @@ const file_wire_proto_rawDesc = "" +
 	"stdoutPath\x12\x1f\n" +
 	"\vstderr_path\x18\n" +
 	" \x01(\tR\n" +
-	"stderrPath\"y\n" +
+	"stderrPath\x12\x19\n" +
+	"\bargv_raw\x18\v \x03(\fR\aargvRaw\x12\x17\n" +
+	"\aenv_raw\x18\f \x03(\fR\x06envRaw\x12\x17\n" +
+	"\acwd_raw\x18\r \x01(\fR\x06cwdRaw\"y\n" +
 	"\rSubmitRequest\x12)\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x13.htex.wire.TaskSpecR\x05tasks\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -2883,7 +2965,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x0eResultsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
 	"\rafter_task_id\x18\x02 \x01(\x04R\vafterTaskId\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\x86\x03\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xe3\x03\n" +
 	"\n" +
 	"TaskResult\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x15\n" +
@@ -2903,7 +2985,12 @@ const file_wire_proto_rawDesc = "" +
 	"arrayIndex\x12\x12\n" +
 	"\x04argv\x18\r \x03(\tR\x04argv\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x16\n" +
-	"\x06signal\x18\x0f \x01(\x05R\x06signal\"S\n" +
+	"\x06signal\x18\x0f \x01(\x05R\x06signal\x12\x19\n" +
+	"\bargv_raw\x18\x10 \x03(\fR\aargvRaw\x12\x1f\n" +
+	"\vstdout_path\x18\x11 \x01(\tR\n" +
+	"stdoutPath\x12\x1f\n" +
+	"\vstderr_path\x18\x12 \x01(\tR\n" +
+	"stderrPath\"S\n" +
 	"\fResultsReply\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.htex.wire.TaskResultR\aresults\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"H\n" +

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -28,12 +29,22 @@ type sentResults struct {
 
 func newOutbox() *outbox { return &outbox{sent: map[uint64]*sentResults{}} }
 
-// add numbers a batch of results and keeps it until acknowledged.
-func (o *outbox) add(rs []*wire.Result, now time.Time) *wire.Results {
-	o.seq++
-	m := &wire.Results{Results: rs, Seq: o.seq}
-	o.sent[o.seq] = &sentResults{msg: m, at: now}
-	return m
+// add cuts a batch of results into messages of at most wire.BatchBytes,
+// numbers them and keeps them until acknowledged.
+func (o *outbox) add(rs []*wire.Result, now time.Time) []*wire.Results {
+	for _, r := range rs {
+		boundResult(r)
+	}
+	var out []*wire.Results
+	start := 0
+	for _, end := range wire.Cut(len(rs), func(i int) int { return wire.FieldSize(proto.Size(rs[i])) }, 0, wire.BatchBytes) {
+		o.seq++
+		m := &wire.Results{Results: rs[start:end], Seq: o.seq}
+		o.sent[o.seq] = &sentResults{msg: m, at: now}
+		out = append(out, m)
+		start = end
+	}
+	return out
 }
 
 // ack forgets acknowledged messages; unknown numbers are ignored.
@@ -91,4 +102,19 @@ func (o *outbox) inOrder() []*sentResults {
 		return 0
 	})
 	return out
+}
+
+// boundResult keeps a result within the limits of wire/limits.go, so that
+// it always fits in a message and encodes: the last wire.MaxTailBytes of each output
+// (the pool's own tails are output_tail_bytes, checked to be smaller) and
+// the first wire.MaxErrorBytes of the error text.
+func boundResult(r *wire.Result) {
+	if n := len(r.Stdout); n > wire.MaxTailBytes {
+		r.Stdout = r.Stdout[n-wire.MaxTailBytes:]
+	}
+	if n := len(r.Stderr); n > wire.MaxTailBytes {
+		r.Stderr = r.Stderr[n-wire.MaxTailBytes:]
+	}
+	// an error may quote a file name that is not UTF-8: show it with U+FFFD
+	r.Error = wire.Clip(strings.ToValidUTF8(r.Error, "\uFFFD"), wire.MaxErrorBytes)
 }

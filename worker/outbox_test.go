@@ -2,6 +2,7 @@ package worker
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,11 @@ func TestOutboxKeepsUntilAcknowledged(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	o := newOutbox()
 	for i := range 5 {
-		m := o.add([]*wire.Result{{TaskId: uint64(10 + i)}}, t0.Add(time.Duration(i)*time.Second))
+		ms := o.add([]*wire.Result{{TaskId: uint64(10 + i)}}, t0.Add(time.Duration(i)*time.Second))
+		if len(ms) != 1 {
+			t.Fatalf("one result in %d messages", len(ms))
+		}
+		m := ms[0]
 		if m.Seq != uint64(i+1) {
 			t.Fatalf("message %d numbered %d, want %d", i, m.Seq, i+1)
 		}
@@ -61,5 +66,55 @@ func TestOutboxUnackedSplitsAtSize(t *testing.T) {
 	fit, rest := o.unacked(now, 2*one+one/2)
 	if !slices.Equal(outboxSeqs(fit), []uint64{1, 2}) || !slices.Equal(outboxSeqs(rest), []uint64{3, 4}) {
 		t.Errorf("fit %v rest %v, want [1 2] and [3 4]", outboxSeqs(fit), outboxSeqs(rest))
+	}
+}
+
+// TestOutboxAddBoundsMessages: the results of 80 slots with 1 MiB tails
+// each (160 MiB) go out in messages that each fit wire.BatchBytes, every
+// result once, numbered in order.
+func TestOutboxAddBoundsMessages(t *testing.T) {
+	o := newOutbox()
+	tail := make([]byte, 1<<20)
+	var rs []*wire.Result
+	for i := range 80 {
+		rs = append(rs, &wire.Result{TaskId: uint64(i + 1), Stdout: tail, Stderr: tail})
+	}
+	ms := o.add(rs, time.Unix(1000, 0))
+	next := uint64(1)
+	for i, m := range ms {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d numbered %d", i, m.Seq)
+		}
+		b, err := wire.Encode(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+		if err != nil || len(b) > wire.BatchBytes+16 {
+			t.Fatalf("message %d: %d bytes, err %v", i, len(b), err)
+		}
+		for _, r := range m.Results {
+			if r.TaskId != next {
+				t.Fatalf("result %d where %d was due", r.TaskId, next)
+			}
+			next++
+		}
+	}
+	if next != 81 || o.len() != len(ms) || len(ms) < 10 {
+		t.Fatalf("%d results in %d messages (%d kept)", next-1, len(ms), o.len())
+	}
+}
+
+func TestBoundResult(t *testing.T) {
+	huge := make([]byte, wire.MaxTailBytes+10)
+	huge[len(huge)-1] = 'z'
+	r := &wire.Result{Stdout: huge, Stderr: []byte("small"), Error: strings.Repeat("e", wire.MaxErrorBytes+1)}
+	bad := &wire.Result{Error: "start caf\xe9: no such file"}
+	boundResult(bad)
+	if bad.Error != "start caf\uFFFD: no such file" {
+		t.Errorf("error %q: want U+FFFD for the byte that is not UTF-8", bad.Error)
+	}
+	boundResult(r)
+	if len(r.Stdout) != wire.MaxTailBytes || r.Stdout[len(r.Stdout)-1] != 'z' {
+		t.Errorf("stdout: %d bytes, want the last %d", len(r.Stdout), wire.MaxTailBytes)
+	}
+	if string(r.Stderr) != "small" || len(r.Error) != wire.MaxErrorBytes {
+		t.Errorf("stderr %q, error of %d bytes", r.Stderr, len(r.Error))
 	}
 }

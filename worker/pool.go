@@ -73,6 +73,9 @@ func New(opt Options) (*Pool, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if err := wire.CheckTailBytes(opt.TailBytes); err != nil {
+		return nil, fmt.Errorf("worker pool: output_tail_bytes %d: %w", opt.TailBytes, err)
+	}
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 10 * time.Second
 	}
@@ -164,7 +167,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	}()
 
 	send := func(m *wire.Envelope) {
-		b := wire.MustEncode(m)
+		b, err := wire.Encode(m)
+		if err != nil { // cannot happen within the limits of wire/limits.go
+			p.log.Error("message not sent", "err", err)
+			return
+		}
 		if _, err := sock.SendBytes(b, zmq.DONTWAIT); err != nil {
 			p.log.Debug("send", "err", err)
 		}
@@ -172,15 +179,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	// Results stay in the outbox until the interchange has them in its
 	// journal (ResultsAck); a registration carries those not acknowledged.
 	out := newOutbox()
-	sendResults := func(m *wire.Results) {
-		send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+	sendResults := func(ms ...*wire.Results) {
+		for _, m := range ms {
+			send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+		}
 	}
 	register := func() {
 		held := make([]uint64, 0, len(p.held))
 		for id := range p.held {
 			held = append(held, id)
 		}
-		unacked, rest := out.unacked(time.Now(), wire.MaxFrame/4)
+		unacked, rest := out.unacked(time.Now(), wire.BatchBytes)
 		for _, m := range rest { // too much for one frame: send ahead
 			sendResults(m)
 		}
@@ -233,7 +242,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				}
 			}
 			if len(batch) > 0 {
-				sendResults(out.add(batch, now))
+				sendResults(out.add(batch, now)...)
 			}
 			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
 			sock.SetLinger(time.Second) // the goodbye leaves after Close (zsock.Flush at exit)
@@ -273,6 +282,9 @@ func (p *Pool) Run(ctx context.Context) error {
 			switch body := m.Body.(type) {
 			case *wire.Envelope_Tasks:
 				for _, t := range body.Tasks.Tasks {
+					// argv, env and cwd as the exact bytes sent (wire/text.go)
+					t.Argv, t.Env, t.Cwd = t.Args(), t.Envs(), t.Dir()
+					t.ArgvRaw, t.EnvRaw, t.CwdRaw = nil, nil, nil
 					if len(t.Argv) == 0 && !t.Noop {
 						batch = append(batch, &wire.Result{TaskId: t.Id, ErrorKind: wire.ErrorKind_SPAWN, Error: "empty argv", ExitCode: -1})
 						continue
@@ -360,7 +372,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				break
 			}
 			if len(batch) > 0 {
-				sendResults(out.add(batch, now))
+				sendResults(out.add(batch, now)...)
 				batch, holdUntil = nil, time.Time{}
 			}
 			if !p.fin.disarm() {

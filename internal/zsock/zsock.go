@@ -14,6 +14,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/htex/htex/wire"
 )
 
 // ZAP domains: the interchange admits client keys only on the client
@@ -54,9 +56,13 @@ type ClientSecurity struct {
 	Public, Secret string
 }
 
-// Router binds a ROUTER on host:port (port 0 = a random free port, or the
-// first free port of portRange when given) and returns the bound port.
-func Router(host string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.Socket, int, error) {
+// Router binds a ROUTER on port of every host (port 0 = a random free
+// port, or the first free port of portRange when given: the same on every
+// host) and returns the bound port. "*" is every interface.
+func Router(hosts []string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.Socket, int, error) {
+	if len(hosts) == 0 {
+		return nil, 0, errors.New("no address to bind")
+	}
 	s, err := zmq.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return nil, 0, err
@@ -65,46 +71,92 @@ func Router(host string, port int, portRange [2]int, sec *ServerSecurity) (*zmq.
 	s.SetSndhwm(0)
 	s.SetRcvhwm(0)
 	s.SetIpv6(true)
+	if err := limitInbound(s); err != nil {
+		s.Close()
+		return nil, 0, err
+	}
 	if sec != nil {
 		if err := s.ServerAuthCurve(sec.Domain, sec.Secret); err != nil {
 			s.Close()
 			return nil, 0, fmt.Errorf("enable CURVE: %w", err)
 		}
 	}
-	try := func(p int) error { return s.Bind("tcp://" + host + ":" + strconv.Itoa(p)) }
+	// bindAll binds every host on p, or none.
+	bindAll := func(p int) error {
+		for i, h := range hosts {
+			if err := s.Bind(Endpoint(h, p)); err != nil {
+				for _, b := range hosts[:i] {
+					s.Unbind(Endpoint(b, p))
+				}
+				return fmt.Errorf("bind %s: %w", Endpoint(h, p), err)
+			}
+		}
+		return nil
+	}
 	switch {
 	case port > 0:
-		if err := try(port); err != nil {
+		if err := bindAll(port); err != nil {
 			s.Close()
-			return nil, 0, fmt.Errorf("bind port %d: %w", port, err)
+			return nil, 0, err
 		}
 		return s, port, nil
 	case portRange[1] > 0:
 		for p := portRange[0]; p <= portRange[1]; p++ {
-			if try(p) == nil {
+			if bindAll(p) == nil {
 				return s, p, nil
 			}
 		}
 		s.Close()
-		return nil, 0, fmt.Errorf("no free port in range %d-%d", portRange[0], portRange[1])
+		return nil, 0, fmt.Errorf("no port in range %d-%d is free on %s", portRange[0], portRange[1], strings.Join(hosts, ", "))
 	default:
-		if err := s.Bind("tcp://" + host + ":*"); err != nil {
-			s.Close()
-			return nil, 0, fmt.Errorf("bind: %w", err)
-		}
-		ep, err := s.GetLastEndpoint()
+		p, err := bindRandom(s, hosts)
 		if err != nil {
 			s.Close()
 			return nil, 0, err
 		}
-		_, ps, err := net.SplitHostPort(ep[len("tcp://"):])
-		if err != nil {
-			s.Close()
-			return nil, 0, fmt.Errorf("parse endpoint %q: %w", ep, err)
-		}
-		p, _ := strconv.Atoi(ps)
 		return s, p, nil
 	}
+}
+
+// bindRandom binds the first host on a random free port, then the others
+// on that port, trying a few ports when another host has it taken.
+func bindRandom(s *zmq.Socket, hosts []string) (int, error) {
+	var last error
+	for range 8 {
+		if err := s.Bind("tcp://" + bracket(hosts[0]) + ":*"); err != nil {
+			return 0, fmt.Errorf("bind %s: %w", hosts[0], err)
+		}
+		ep, err := s.GetLastEndpoint()
+		if err != nil {
+			return 0, err
+		}
+		_, ps, err := net.SplitHostPort(strings.TrimPrefix(ep, "tcp://"))
+		if err != nil {
+			return 0, fmt.Errorf("parse endpoint %q: %w", ep, err)
+		}
+		p, _ := strconv.Atoi(ps)
+		last = nil
+		for i, h := range hosts[1:] {
+			if err := s.Bind(Endpoint(h, p)); err != nil {
+				last = fmt.Errorf("bind %s: %w", Endpoint(h, p), err)
+				for _, b := range hosts[:i+1] {
+					s.Unbind(Endpoint(b, p))
+				}
+				break
+			}
+		}
+		if last == nil {
+			return p, nil
+		}
+	}
+	return 0, last
+}
+
+func bracket(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
 }
 
 // Dealer connects a DEALER to each endpoint. identity "" lets the peer
@@ -135,6 +187,10 @@ func dealer(endpoints []string, identity string, immediate bool, sec *ClientSecu
 	s.SetSndhwm(0)
 	s.SetRcvhwm(0)
 	s.SetIpv6(true)
+	if err := limitInbound(s); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
 	s.SetReconnectIvl(100 * time.Millisecond)
 	s.SetReconnectIvlMax(2 * time.Second)
 	if immediate {
@@ -166,6 +222,21 @@ func dealer(endpoints []string, identity string, immediate bool, sec *ClientSecu
 		}
 	}
 	return s, hs, nil
+}
+
+// MaxInbound is the ZMQ_MAXMSGSIZE of every socket: libzmq reads a frame's
+// size first and disconnects a peer that announces more, before any of
+// the frame is allocated ("If a peer sends a message larger than
+// ZMQ_MAXMSGSIZE it is disconnected", zmq_setsockopt(3),
+// http://api.zeromq.org/4-3:zmq-setsockopt). The decoder then enforces
+// wire.MaxFrame exactly.
+const MaxInbound = wire.MaxFrame + wire.TransportSlack
+
+func limitInbound(s *zmq.Socket) error {
+	if err := s.SetMaxmsgsize(MaxInbound); err != nil {
+		return fmt.Errorf("set ZMQ_MAXMSGSIZE: %w", err)
+	}
+	return nil
 }
 
 // Endpoint formats a tcp endpoint, bracketing IPv6 addresses.

@@ -36,7 +36,11 @@ func New() *cli.App {
 			"status, cancel and stop talk to it. plan and render show the pinning and the\n" +
 			"batch script before anything is submitted.",
 		HideHelpCommand: true,
-		Commands:        commands(),
+		// `htexctl completion SHELL` prints the scripts that use it.
+		EnableBashCompletion: true,
+		Commands:             commands(),
+		// --env 'X=a,b' is one variable: values are never split at commas.
+		DisableSliceFlagSeparator: true,
 		// Errors come back from Run to Main, which prints them and returns
 		// the exit status: no os.Exit here, so deferred cleanup (the
 		// daemon's, a CPU profile's) always runs.
@@ -55,7 +59,8 @@ func Main(args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	return exitStatus(New().Run(args))
+	a := New()
+	return exitStatus(a.Run(reorderArgs(a.Commands, args)))
 }
 
 // exitStatus prints err (if any) and returns the process's exit status.

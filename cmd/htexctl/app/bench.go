@@ -29,6 +29,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "prefetch", Value: 1000, Usage: "prefetch_capacity of the pool"},
 			&cli.StringFlag{Name: "encrypted", Value: "true", Usage: "true, false, or both (runs both and prints the ratio)"},
 			&cli.StringFlag{Name: "journal", Value: "true", Usage: "true, false (journal writes discarded: only to measure what the journal costs), or both"},
+			&cli.BoolFlag{Name: "metrics", Usage: "run the daemon with its Prometheus metrics on (as serve --metrics), to measure their cost", EnvVars: []string{"HTEX_BENCH_METRICS"}},
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both, and compare the medians"},
 			&cli.IntFlag{Name: "pools", Usage: "simulated pools instead of a local block: the daemon and the pools run as two processes of their own (noop mode)"},
 			&cli.IntFlag{Name: "slots-per-pool", Value: 64, Usage: "slots of each simulated pool (with --pools)"},
@@ -67,7 +68,7 @@ func benchCommand() *cli.Command {
 			for _, rn := range runs {
 				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
 					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: rn.enc, NoJournal: !rn.journal,
-					Executable: exe, Log: os.Stderr, Pools: c.Int("pools"), SlotsPerPool: c.Int("slots-per-pool")}
+					Metrics: c.Bool("metrics"), Executable: exe, Log: os.Stderr, Pools: c.Int("pools"), SlotsPerPool: c.Int("slots-per-pool")}
 				if o.Pools < 0 {
 					return usageError("bench: --pools %d: want 0 (a local block) or more", o.Pools)
 				}
@@ -95,8 +96,8 @@ func benchCommand() *cli.Command {
 						pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB", r.Pools, r.SlotsPerPool,
 							*r.RegisterSeconds, r.DaemonRSSMB)
 					}
-					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
-						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, metrics=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Metrics, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
 				}
 			}
 			if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {

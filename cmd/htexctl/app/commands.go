@@ -10,6 +10,8 @@ func commands() []*cli.Command {
 		waitCommand(),
 		resultsCommand(),
 		statusCommand(),
+		topCommand(),
+		logsCommand(),
 		cancelCommand(),
 		stopCommand(),
 		planCommand(),
@@ -19,5 +21,7 @@ func commands() []*cli.Command {
 		benchCommand(),
 		benchPoolsCommand(),
 		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }

@@ -33,12 +33,17 @@ func progressLine(p *wire.Progress, start time.Time) string {
 		time.Since(start).Round(time.Second))
 }
 
-// waitJob follows a job to its end; exit 1 when a task failed.
-func waitJob(ctx context.Context, cl *client.Client, jobID uint64) error {
+// waitJob follows a job to its end and prints its summary; exit 1 when a
+// task failed.
+func waitJob(ctx context.Context, cl *client.Client, jobID uint64, asJSON bool) error {
 	tty := isTerminal(os.Stderr)
 	start := time.Now()
 	last := time.Time{}
+	doneAtStart := int64(-1)
 	final, err := cl.Watch(ctx, jobID, false, func(p *wire.Progress) {
+		if doneAtStart < 0 {
+			doneAtStart = p.Succeeded + p.Failed
+		}
 		if tty && time.Since(last) > 100*time.Millisecond {
 			last = time.Now()
 			fmt.Fprint(os.Stderr, progressLine(p, start))
@@ -50,7 +55,13 @@ func waitJob(ctx context.Context, cl *client.Client, jobID uint64) error {
 	if err != nil {
 		return clientError(fmt.Errorf("wait: %w", err))
 	}
-	fmt.Fprintf(out, "job %d: %d succeeded, %d failed of %d\n", jobID, final.Succeeded, final.Failed, final.Total)
+	sum := newWaitSummary(jobID, final.Total, final.Succeeded, final.Failed, max(doneAtStart, 0), time.Since(start))
+	if err := sum.countFailures(ctx, cl); err != nil {
+		return clientError(fmt.Errorf("wait: %w", err))
+	}
+	if err := sum.print(asJSON); err != nil {
+		return failure("wait: %v", err)
+	}
 	if final.Failed > 0 {
 		return cli.Exit("", ExitFailed)
 	}
@@ -62,7 +73,8 @@ func waitCommand() *cli.Command {
 		Name:      "wait",
 		Usage:     "wait for a job (or, without JOB, for every task) to finish; exit 1 if a task failed",
 		ArgsUsage: "[JOB]",
-		Flags:     []cli.Flag{runDirFlag},
+		Flags: []cli.Flag{runDirFlag, &cli.BoolFlag{Name: "json",
+			Usage: "print the summary as JSON: {job_id,total,succeeded,failed,failed_by_kind,seconds,finished_while_waiting,tasks_per_second}"}},
 		Action: func(c *cli.Context) error {
 			cl, err := dial(c)
 			if err != nil {
@@ -78,13 +90,17 @@ func waitCommand() *cli.Command {
 				if err != nil {
 					return usageError("wait: %v", err)
 				}
-				return waitJob(ctx, cl, id)
+				return waitJob(ctx, cl, id, c.Bool("json"))
 			}
 			tty := isTerminal(os.Stderr)
+			start, doneAtStart := time.Now(), int64(-1)
 			for {
 				st, err := cl.Status(ctx)
 				if err != nil {
 					return clientError(err)
+				}
+				if doneAtStart < 0 {
+					doneAtStart = st.Succeeded + st.Failed
 				}
 				if tty {
 					fmt.Fprintf(os.Stderr, "\r%d queued, %d running, %d succeeded, %d failed   ", st.Queued, st.Running, st.Succeeded, st.Failed)
@@ -93,7 +109,13 @@ func waitCommand() *cli.Command {
 					if tty {
 						fmt.Fprintln(os.Stderr)
 					}
-					fmt.Fprintf(out, "all tasks done: %d succeeded, %d failed\n", st.Succeeded, st.Failed)
+					sum := newWaitSummary(0, st.Succeeded+st.Failed, st.Succeeded, st.Failed, doneAtStart, time.Since(start))
+					if err := sum.countFailures(ctx, cl); err != nil {
+						return clientError(fmt.Errorf("wait: %w", err))
+					}
+					if err := sum.print(c.Bool("json")); err != nil {
+						return failure("wait: %v", err)
+					}
 					if st.Failed > 0 {
 						return cli.Exit("", ExitFailed)
 					}
@@ -127,7 +149,7 @@ type resultJSON struct {
 func toJSON(r *wire.TaskResult) resultJSON {
 	j := resultJSON{TaskID: r.TaskId, JobID: r.JobId, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		ErrorKind: r.ErrorKind, Error: r.Error, Attempts: r.Attempts, BlockID: r.BlockId, Node: r.Node,
-		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Argv}
+		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Args()}
 	if r.ArrayIndex >= 0 {
 		ai := r.ArrayIndex
 		j.ArrayIndex = &ai
@@ -162,19 +184,26 @@ func resultsCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			// Rows are printed as the pages come (a page is bounded in rows
+			// and bytes): the table is aligned within each tablePage rows.
 			asJSON := c.Bool("json")
-			var list []resultJSON
+			list := &jsonList{w: out}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			if !asJSON {
 				fmt.Fprintln(tw, "TASK\tJOB\tSTATE\tEXIT\tERROR\tATTEMPTS\tNODE\tSECONDS\tSTDOUT")
 			}
+			rows := 0
 			err = cl.Results(context.Background(), jobID, func(r *wire.TaskResult) error {
 				if c.Bool("failed") && (r.State == "succeeded" || r.State == "queued" || r.State == "running") {
 					return nil
 				}
 				if asJSON {
-					list = append(list, toJSON(r))
-					return nil
+					return list.add(toJSON(r))
+				}
+				if rows++; rows%tablePage == 0 {
+					if err := tw.Flush(); err != nil {
+						return err
+					}
 				}
 				first, _, _ := strings.Cut(strings.TrimSpace(string(r.Stdout)), "\n")
 				if len(first) > 60 {
@@ -188,17 +217,15 @@ func resultsCommand() *cli.Command {
 				return clientError(fmt.Errorf("results: %w", err))
 			}
 			if asJSON {
-				if list == nil {
-					list = []resultJSON{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return list.close()
 			}
 			return tw.Flush()
 		},
 	}
 }
+
+// tablePage is how many rows of `results` are aligned and printed at once.
+const tablePage = 1000
 
 func dash(s string) string {
 	if s == "" {

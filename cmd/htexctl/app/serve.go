@@ -16,6 +16,7 @@ import (
 
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/daemon"
+	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/rundir"
 )
 
@@ -31,6 +32,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "site config `FILE` (TOML); without it: the local provider, one block", EnvVars: []string{"HTEX_CONFIG"}},
 			runDirFlag,
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`ADDR`/metrics: a port alone (9464) listens on loopback only, HOST:PORT where it says (0.0.0.0:9464: every interface); off by default", EnvVars: []string{"HTEX_METRICS"}},
 			&cli.DurationFlag{Name: "stop-grace", Value: 30 * time.Second, Usage: "on stop, how long running tasks may finish before their pools are told to exit"},
 		},
 		Action: func(c *cli.Context) error {
@@ -68,11 +70,25 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return failure("find own executable: %v", err)
 			}
+			var mx *metrics.Metrics
+			if v := c.String("metrics"); v != "" {
+				addr, err := metrics.ListenAddr(v)
+				if err != nil {
+					return usageError("%v", err)
+				}
+				mx = metrics.New()
+				srv, err := mx.Serve(addr)
+				if err != nil {
+					return failure("%v", err)
+				}
+				defer srv.Close()
+				log.Info("metrics listening", "url", "http://"+srv.Addr()+"/metrics")
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			reserveProcs(daemonBlockers)
 			err = daemon.Run(ctx, daemon.Options{Config: cfg, RunDir: dir, Executable: exe, Log: log,
-				StopGrace: c.Duration("stop-grace")})
+				StopGrace: c.Duration("stop-grace"), Metrics: mx})
 			if err != nil {
 				return failure("%v", err)
 			}

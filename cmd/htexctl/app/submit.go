@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/proto"
@@ -59,7 +62,7 @@ func submitCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read one command per line from `FILE` (- = stdin); blank lines and # comments are skipped"},
 			&cli.StringFlag{Name: "array", Usage: "run the command once per index `A-B`, with {} replaced by the index"},
 			&cli.BoolFlag{Name: "shell", Usage: "run CMD ARGS joined through sh -c"},
-			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `K=V` in the tasks' environment (repeatable)"},
+			&cli.GenericFlag{Name: "env", Aliases: []string{"e"}, Value: &envValues{}, Usage: "set `K=V` in the tasks' environment (repeatable; the value is taken as typed, commas and spaces included)"},
 			&cli.StringFlag{Name: "cwd", Usage: "working directory of the tasks (default: the current directory)"},
 			&cli.DurationFlag{Name: "timeout", Aliases: []string{"time-limit"}, Usage: "the task's time limit: its process group is killed after this `DURATION` (e.g. 90s, 2h); " +
 				"a pool takes the task only when the limit fits the time left to its block"},
@@ -92,11 +95,50 @@ func submitCommand() *cli.Command {
 			}
 			fmt.Fprintln(out, jobID)
 			if c.Bool("wait") {
-				return waitJob(ctx, cl, jobID)
+				return waitJob(ctx, cl, jobID, false)
 			}
 			return nil
 		},
 	}
+}
+
+// envValues collects --env values exactly as typed: urfave/cli's string
+// slices split values at commas, trim spaces, and carry the list through
+// JSON, which turns bytes that are not UTF-8 into U+FFFD.
+type envValues struct{ list []string }
+
+// envSerialized marks the form in which urfave/cli copies the value from
+// one name of the flag to its alias (Serializer): the values joined by NUL,
+// which no value from the command line can hold.
+const envSerialized = "\x00htex-env\x00"
+
+func (e *envValues) Set(v string) error {
+	if rest, ok := strings.CutPrefix(v, envSerialized); ok {
+		e.list = nil
+		if rest != "" {
+			e.list = strings.Split(rest, "\x00")
+		}
+		return nil
+	}
+	e.list = append(e.list, v)
+	return nil
+}
+
+// Serialize implements cli.Serializer.
+func (e *envValues) Serialize() string { return envSerialized + strings.Join(e.list, "\x00") }
+
+func (e *envValues) String() string {
+	if e == nil {
+		return ""
+	}
+	return strings.Join(e.list, " ")
+}
+
+func (e *envValues) values() []string {
+	if e == nil {
+		return nil
+	}
+	return e.list
 }
 
 // fitsWalltime refuses a time limit that no block could ever run: a pool
@@ -116,16 +158,30 @@ func fitsWalltime(cl *client.Client, limit time.Duration) error {
 
 // buildSpecs turns the submit flags and arguments into task specs.
 func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
-	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
-	if c.Int("retries") < -1 {
-		return nil, fmt.Errorf("--retries %d: must be >= 0", c.Int("retries"))
+	// Both travel as 32-bit integers: a larger value is refused, not wrapped.
+	if r := c.Int("retries"); r < -1 || r > math.MaxInt32 {
+		return nil, fmt.Errorf("--retries %d: must be in [0, %d]", r, math.MaxInt32)
 	}
-	for _, kv := range c.StringSlice("env") {
+	if p := c.Int("priority"); p < math.MinInt32 || p > math.MaxInt32 {
+		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
+	}
+	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
+	// These travel as protobuf strings, which must be UTF-8 (argv, env and
+	// cwd travel as bytes, exactly).
+	for _, f := range []string{"name", "stdout", "stderr"} {
+		if v := c.String(f); !utf8.ValidString(v) {
+			return nil, fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
+		}
+	}
+	var env []string
+	ev, _ := c.Generic("env").(*envValues)
+	for _, kv := range ev.values() {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
-		base.Env = append(base.Env, kv)
+		env = append(env, kv)
 	}
+	base.SetEnvs(env)
 	if d := c.Duration("timeout"); d < 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", d)
 	} else {
@@ -138,7 +194,7 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 	if st, err := os.Stat(cwd); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--cwd %q: not a directory", cwd)
 	}
-	base.Cwd = cwd
+	base.SetDir(cwd)
 	args := c.Args().Slice()
 	file := c.String("file")
 	arr := c.String("array")
@@ -153,13 +209,22 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 	}
 	mk := func(argv []string, idx int64) *wire.TaskSpec {
 		s := proto.Clone(base).(*wire.TaskSpec)
-		s.Argv = argv
+		s.SetArgs(argv)
 		s.ArrayIndex = idx
+		// The pool opens these files itself, from its own working
+		// directory: a relative path is made absolute against the task's.
+		outPath := func(p string) string {
+			p = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(cwd, p)
+			}
+			return p
+		}
 		if p := c.String("stdout"); p != "" {
-			s.StdoutPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StdoutPath = outPath(p)
 		}
 		if p := c.String("stderr"); p != "" {
-			s.StderrPath = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			s.StderrPath = outPath(p)
 		}
 		return s
 	}
@@ -182,8 +247,8 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		if len(lines) == 0 {
 			return nil, fmt.Errorf("--file %s: no commands in it", file)
 		}
-		for n, line := range lines {
-			specs = append(specs, mk([]string{"/bin/sh", "-c", line}, int64(n)))
+		if specs, err = fileSpecs(file, lines, mk); err != nil {
+			return nil, err
 		}
 	case arr != "":
 		a, b, err := parseRange(arr)
@@ -199,33 +264,68 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			if c.Bool("shell") {
 				argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
 			}
-			specs = append(specs, mk(argv, i))
+			s := mk(argv, i)
+			if err := wire.CheckTask(s); err != nil {
+				return nil, fmt.Errorf("--array index %d: %w", i, err)
+			}
+			specs = append(specs, s)
 		}
 	default:
 		argv := args
 		if c.Bool("shell") {
 			argv = []string{"/bin/sh", "-c", strings.Join(args, " ")}
 		}
-		specs = append(specs, mk(argv, -1))
+		s := mk(argv, -1)
+		if err := wire.CheckTask(s); err != nil {
+			return nil, fmt.Errorf("the command: %w", err)
+		}
+		specs = append(specs, s)
 	}
 	return specs, nil
 }
 
-// maxLine bounds one line of a --file.
-const maxLine = 1 << 20
+// fileSpecs turns the commands of a --file into tasks (sh -c LINE, the
+// line's bytes as they are), or refuses the first that could not run as
+// written, naming its line.
+func fileSpecs(file string, lines []commandLine, mk func([]string, int64) *wire.TaskSpec) ([]*wire.TaskSpec, error) {
+	specs := make([]*wire.TaskSpec, 0, len(lines))
+	for n, line := range lines {
+		s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
+		if err := wire.CheckTask(s); err != nil {
+			return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// maxLine bounds one line of a --file: a longer one could not start as a
+// task (wire.MaxArgEnvBytes).
+const maxLine = wire.MaxArgEnvBytes
+
+// commandLine is one command of a --file and its line number (from 1).
+type commandLine struct {
+	no   int
+	text string
+}
 
 // commandLines reads the commands of a --file: one a line, trimmed, blank
 // lines and # comments skipped.
-func commandLines(r io.Reader) ([]string, error) {
+func commandLines(r io.Reader) ([]commandLine, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
-	var lines []string
+	var lines []commandLine
+	no := 0
 	for sc.Scan() {
+		no++
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		lines = append(lines, line)
+		lines = append(lines, commandLine{no: no, text: line})
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d: longer than %d bytes, the most a task's command line can take (Linux's limit on argv and env); pass large inputs in a file", no+1, maxLine)
 	}
 	return lines, sc.Err()
 }

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/htex/htex/wire"
 )
 
 func FuzzParseRange(f *testing.F) {
@@ -37,27 +40,75 @@ func FuzzCommandLines(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		lines, err := commandLines(strings.NewReader(s))
 		// An independent reading: split at newlines, drop a CR before one.
-		var want []string
+		var want []commandLine
 		longest := 0
-		for _, l := range strings.Split(s, "\n") {
+		for i, l := range strings.Split(s, "\n") {
 			longest = max(longest, len(l))
 			l = strings.TrimSpace(strings.TrimSuffix(l, "\r"))
 			if l != "" && !strings.HasPrefix(l, "#") {
-				want = append(want, l)
+				want = append(want, commandLine{no: i + 1, text: l})
 			}
 		}
 		if err != nil {
 			if longest < maxLine/2 {
 				t.Fatalf("commandLines: %v, though no line is long", err)
 			}
+			if !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
 			return
 		}
 		if len(lines) != len(want) {
-			t.Fatalf("got %d lines %q, want %d %q", len(lines), lines, len(want), want)
+			t.Fatalf("got %d lines %+v, want %d %+v", len(lines), lines, len(want), want)
 		}
 		for i, l := range lines {
 			if l != want[i] {
-				t.Fatalf("line %d: %q, want %q", i, l, want[i])
+				t.Fatalf("command %d: %+v, want %+v", i, l, want[i])
+			}
+		}
+	})
+}
+
+// FuzzFileTasks: any bytes in a --file either become tasks whose command
+// line is exactly the line as written (trimmed, as the doc says), through
+// the wire codec, or are refused with an error naming the line.
+func FuzzFileTasks(f *testing.F) {
+	for _, s := range []string{"echo hi\n", "printf '%s' caf\xe9\n", "a\x00b\n", "x\r\n\n# c\n\xff\xfe\n", "echo 'a,b' \"$X\"\n"} {
+		f.Add([]byte(s))
+	}
+	mk := func(argv []string, idx int64) *wire.TaskSpec {
+		s := &wire.TaskSpec{ArrayIndex: idx}
+		s.SetArgs(argv)
+		return s
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines, err := commandLines(bytes.NewReader(data))
+		if err != nil {
+			if !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
+			return
+		}
+		specs, err := fileSpecs("f", lines, mk)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--file f line ") {
+				t.Fatalf("error %q does not name the line", err)
+			}
+			return
+		}
+		raw := strings.Split(string(data), "\n")
+		b, err := wire.Encode(&wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{Tasks: specs}}})
+		if err != nil {
+			t.Fatalf("a task that passed the checks does not encode: %v", err)
+		}
+		m, err := wire.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range m.GetSubmit().Tasks {
+			want := strings.TrimSpace(strings.TrimSuffix(raw[lines[i].no-1], "\r"))
+			if argv := s.Args(); len(argv) != 3 || argv[2] != want || argv[2] != lines[i].text {
+				t.Fatalf("line %d: argv %q, want sh -c %q", lines[i].no, argv, want)
 			}
 		}
 	})
