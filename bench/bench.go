@@ -63,6 +63,8 @@ type Report struct {
 	SlotsPerPool    int      `json:"slots_per_pool,omitempty"`
 	RegisterSeconds *float64 `json:"register_seconds,omitempty"` // first pool registered to the last, as status shows
 	DaemonRSSMB     float64  `json:"daemon_rss_mb,omitempty"`    // the daemon process's peak RSS (VmHWM)
+	StatusP99ms     float64  `json:"status_p99_ms,omitempty"`    // status answered during the run, polled every 50 ms
+	StatusPolls     int      `json:"status_polls,omitempty"`
 	Metrics         bool     `json:"metrics"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,15 +116,57 @@ kind = "none"
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	polls := pollStatus(ctx, runDir)
 	r, err := measure(ctx, cl, o, o.Tasks, o.Progress)
+	lat := polls()
 	if err != nil {
 		return nil, err
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		r.StatusPolls = len(lat)
+		r.StatusP99ms = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 	}
 	r.Pools, r.SlotsPerPool, r.RegisterSeconds = o.Pools, o.SlotsPerPool, &regSeconds
 	if r.DaemonRSSMB, err = peakRSSMB(daemon.Process.Pid); err != nil {
 		return nil, fmt.Errorf("daemon RSS: %w", err)
 	}
 	return r, nil
+}
+
+// pollStatus asks for status every 50 ms over a client of its own until
+// the returned function is called, which returns how long each answer
+// took: status must stay answerable while the daemon is under load.
+func pollStatus(ctx context.Context, dir string) func() []time.Duration {
+	stop := make(chan struct{})
+	done := make(chan []time.Duration, 1)
+	go func() {
+		var lat []time.Duration
+		defer func() { done <- lat }()
+		cl, err := client.Dial(dir)
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			start := time.Now()
+			if _, err := cl.Status(ctx); err != nil {
+				return
+			}
+			lat = append(lat, time.Since(start))
+		}
+	}()
+	return func() []time.Duration {
+		close(stop)
+		return <-done
+	}
 }
 
 // dialWhenReady waits for the daemon's connection file and a status reply.

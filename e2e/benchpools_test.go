@@ -34,6 +34,8 @@ func TestBenchSimulatedPools(t *testing.T) {
 		SlotsPerPool    int      `json:"slots_per_pool"`
 		RegisterSeconds *float64 `json:"register_seconds"`
 		DaemonRSSMB     float64  `json:"daemon_rss_mb"`
+		StatusPolls     int      `json:"status_polls"`
+		StatusP99ms     float64  `json:"status_p99_ms"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, stdout)
@@ -43,6 +45,9 @@ func TestBenchSimulatedPools(t *testing.T) {
 	}
 	if r.TasksPerSecond <= 0 || r.DaemonRSSMB <= 0 {
 		t.Errorf("tasks_per_second %v and daemon_rss_mb %v must be measured (> 0)", r.TasksPerSecond, r.DaemonRSSMB)
+	}
+	if r.StatusPolls > 0 && r.StatusP99ms <= 0 {
+		t.Errorf("%d status polls with a p99 of %v ms", r.StatusPolls, r.StatusP99ms)
 	}
 	if r.RegisterSeconds == nil {
 		t.Errorf("register_seconds missing from %s", stdout)

@@ -33,7 +33,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "run everything this many times, alternating the settings of --encrypted/--journal both, and compare the medians"},
 			&cli.IntFlag{Name: "pools", Usage: "simulated pools instead of a local block: the daemon and the pools run as two processes of their own (noop mode)"},
 			&cli.IntFlag{Name: "slots-per-pool", Value: 64, Usage: "slots of each simulated pool (with --pools)"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}; with --pools also pools, slots_per_pool, register_seconds, daemon_rss_mb"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}; with --pools also pools, slots_per_pool, register_seconds, daemon_rss_mb, status_p99_ms"},
 		},
 		Action: func(c *cli.Context) error {
 			modes, err := trueFalseBoth("encrypted", c.String("encrypted"))
@@ -93,8 +93,8 @@ func benchCommand() *cli.Command {
 				} else {
 					pools := ""
 					if r.Pools > 0 {
-						pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB", r.Pools, r.SlotsPerPool,
-							*r.RegisterSeconds, r.DaemonRSSMB)
+						pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB, status p99 %.1f ms",
+							r.Pools, r.SlotsPerPool, *r.RegisterSeconds, r.DaemonRSSMB, r.StatusP99ms)
 					}
 					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, metrics=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
 						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Metrics, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
