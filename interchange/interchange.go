@@ -1,9 +1,13 @@
-// Package interchange is the broker of the daemon: it owns the client and
-// worker ROUTER sockets, the queue of tasks, the registry of worker pools,
-// dispatch by free capacity, heartbeats, retries of tasks of lost pools, and
-// the ordering of journal writes. One goroutine (Run) owns every socket and
-// every piece of state; other goroutines talk to it through Do and read the
-// Stats snapshot. It never starts blocks: that is the scaler's job.
+// Package interchange is the broker of the daemon: the queue of tasks, the
+// registry of worker pools, dispatch by free capacity, heartbeats, retries
+// of tasks of lost pools, and the ordering of journal writes. Its decisions
+// are a pure core (core.go: events in, actions out, no socket, clock or
+// SQL), tested by the scenarios under testdata/scenarios; this file is the
+// driver: one goroutine (Run) owns the client and worker ROUTER sockets
+// and the core, a writer goroutine commits journal batches and reader
+// goroutines run journal reads. Other goroutines talk to the loop through
+// Do and read the Stats snapshot. It never starts blocks: that is the
+// scaler's job.
 package interchange
 
 import (
