@@ -1,15 +1,17 @@
 #!/bin/bash
-# install-deps.sh [--slurm]: install the system packages htex needs when
-# they are missing (Debian/Ubuntu, as root or with sudo): libzmq3-dev and
-# pkg-config to build; with --slurm also slurm-wlm and munge for the
-# integration tests, and busybox-static, the only program besides htexctl
-# on the empty node image of the static-binary test, and tmux, the terminal
-# the `htexctl top` test runs it in. Go itself must be on PATH (or at
-# /usr/local/go).
+# install-deps.sh [--slurm|--figures]: install the system packages htex
+# needs when they are missing (Debian/Ubuntu, as root or with sudo):
+# libzmq3-dev and pkg-config to build; with --slurm also slurm-wlm and
+# munge for the integration tests, and busybox-static, the only program
+# besides htexctl on the empty node image of the static-binary test, and
+# tmux, the terminal the `htexctl top` test runs it in; with --figures jq
+# and gnuplot-nox for scripts/scale-figures.sh and plot-scale.sh (no test
+# needs them). Go itself must be on PATH (or at /usr/local/go).
 set -eu
 
 pkgs=(libzmq3-dev pkg-config)
 [ "${1:-}" = "--slurm" ] && pkgs+=(slurm-wlm munge busybox-static tmux)
+[ "${1:-}" = "--figures" ] && pkgs+=(jq gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do
