@@ -31,6 +31,7 @@ type block struct {
 	registered  bool // a pool of this block has registered
 	dir         string
 	message     string
+	waitReason  bool // message is the scheduler's reason for a pending or held block
 	cancelAsked bool
 	endAt       time.Time // the block's end (walltime) as its pools report it
 	seenPools   bool      // the scaler saw pools of it in the interchange's stats

@@ -69,6 +69,9 @@ func (l *blockLoop) poll(ctx context.Context) {
 				changed = append(changed, b)
 			}
 		}
+		if b.noteWaitReason(st) && !slices.Contains(changed, b) {
+			changed = append(changed, b)
+		}
 		if st.State.Terminal() || st.State == providers.Unknown {
 			b.ended = time.Now()
 			if st.Message != "" && !b.cancelAsked { // keep "cancelled: <why>"
@@ -102,6 +105,26 @@ func (l *blockLoop) poll(ctx context.Context) {
 		l.record(ctx, b, "block_ended")
 		id := b.id
 		l.ix.Do(ctx, func(st *interchange.State) { st.BlockEnded(id, "block "+strconv.FormatInt(id, 10)+" ended") })
+	}
+}
+
+// noteWaitReason keeps the scheduler's reason for a block that waits
+// (pending or held: PBS's comment such as "Can Never Run: Not enough total
+// nodes available", Slurm's reason) as the block's message, so that status
+// shows why; the reason goes once the block runs. It reports whether the
+// message changed.
+func (b *block) noteWaitReason(st providers.Status) bool {
+	waiting := st.State == providers.Pending || st.State == providers.Held
+	switch {
+	case b.cancelAsked || (!waiting && !b.waitReason):
+		return false
+	case waiting:
+		changed := b.message != st.Message
+		b.message, b.waitReason = st.Message, st.Message != ""
+		return changed
+	default: // no longer waiting: the reason is stale
+		b.message, b.waitReason = "", false
+		return true
 	}
 }
 
