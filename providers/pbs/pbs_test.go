@@ -143,7 +143,7 @@ func TestStatusFixtures(t *testing.T) {
 			if len(f.Calls) != 1 {
 				t.Fatalf("%d qstat calls, want 1", len(f.Calls))
 			}
-			wantArgs := append([]string{"-f", "-F", "json", "-x"}, tt.ids...)
+			wantArgs := append([]string{"-E", "-f", "-F", "json", "-x"}, tt.ids...)
 			if c := f.Calls[0]; c.Name != "qstat" || !reflect.DeepEqual(c.Args, wantArgs) {
 				t.Errorf("call = %s %q, want qstat %q", c.Name, c.Args, wantArgs)
 			}
@@ -156,6 +156,59 @@ func TestStatusFixtures(t *testing.T) {
 					t.Errorf("%s: missing", id)
 					continue
 				}
+				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) {
+					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q", id, g, w.state, w.code, w.msg)
+				}
+			}
+		})
+	}
+}
+
+// TestStatusOpenPBSFixtures reads what a real OpenPBS 23.06.06 printed for
+// jobs in every state it can show (captured by e2e's TestOpenPBSQstatStates,
+// see testdata/README.md): the same mapping as the PBS Pro-shaped fixtures.
+func TestStatusOpenPBSFixtures(t *testing.T) {
+	type want struct {
+		state providers.State
+		code  int
+		msg   string
+	}
+	tests := []struct {
+		fixture string
+		want    map[string]want
+	}{
+		{"openpbs-queued.json", map[string]want{
+			"77.pbshost": {providers.Held, 0, "held (job_state H)"},
+			"78":         {providers.Pending, 0, "Can Never Run: Not enough total nodes available"},
+		}},
+		{"openpbs-running.json", map[string]want{
+			"79.pbshost":   {providers.Running, 0, "Job run at"},
+			"80[].pbshost": {providers.Running, 0, "array job begun (job_state B); Job Array Began"},
+		}},
+		{"openpbs-finished.json", map[string]want{
+			"81.pbshost": {providers.Completed, 0, "and finished"},
+			"82.pbshost": {providers.Failed, 3, "Exit_status 3; Job run at"},
+			"83.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"84.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"85.pbshost": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME"},
+		}},
+		{"openpbs-none.json", map[string]want{
+			"81.pbshost": {providers.Unknown, 0, "qstat does not know this job"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			var ids []string
+			for id := range tt.want {
+				ids = append(ids, id)
+			}
+			f := answer(execx.Result{Stdout: fixture(t, tt.fixture)}, nil)
+			got, err := New(config.Provider{Kind: "pbs"}, f).Status(context.Background(), ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id, w := range tt.want {
+				g := got[id]
 				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) {
 					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q", id, g, w.state, w.code, w.msg)
 				}
