@@ -474,3 +474,43 @@ func TestOpenPBSSiteScriptsAccepted(t *testing.T) {
 		t.Errorf("checked %d PBS site files, want at least polaris, aurora and pbs-generic", checked)
 	}
 }
+
+// TestOpenPBSGenericSite runs sites/pbs-generic.toml itself on the test
+// server, changed only where the file says CHANGE (the node's CPUs) and to
+// two-node blocks: its launcher starts one pool per node and tasks run.
+func TestOpenPBSGenericSite(t *testing.T) {
+	env := requireOpenPBS(t)
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "sites", "pbs-generic.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(data)
+	for _, r := range [][2]string{
+		{"cpus_per_node = 64\n", "cpus_per_node = 2\n"},
+		{"nodes_per_block = 1\n", "nodes_per_block = 2\n"},
+		{"max_blocks = 10\n", "max_blocks = 1\n"},
+		{"[executor]\n", "[executor]\nheartbeat_period = 1\n"},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("sites/pbs-generic.toml no longer has %q", r[0])
+		}
+		cfg = strings.Replace(cfg, r[0], r[1], 1)
+	}
+	d := startOpenPBSDaemon(t, env, cfg)
+	job := d.Submit("--array", "1-20", "--", "sh", "-c", `echo "$HTEX_NODE_NAME"`)
+	if code := d.WaitJob(job); code != 0 {
+		t.Fatalf("wait: exit %d\n%s\n%s", code, testenv.Tail(d.Log(), 40), slurmBlockStderr(d))
+	}
+	nodes := map[string]bool{}
+	for _, r := range d.Results(job) {
+		if r.State != "succeeded" || strings.TrimSpace(r.Stdout) != r.Node || !slices.Contains(openpbsNodes, r.Node) {
+			t.Errorf("task %d: state %s node %q stdout %q", r.TaskID, r.State, r.Node, r.Stdout)
+		}
+		nodes[r.Node] = true
+	}
+	st := d.Status()
+	if len(st.Pools) != 2 || len(st.Blocks) != 1 {
+		t.Errorf("pools %+v blocks %+v: want one block with a pool on each of its two nodes", st.Pools, st.Blocks)
+	}
+	t.Logf("tasks ran on %v", nodes)
+}
