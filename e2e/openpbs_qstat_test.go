@@ -68,7 +68,6 @@ func TestOpenPBSQstatStates(t *testing.T) {
 	}
 	ids["unknown"] = "99999.pbshost"
 
-
 	p := pbs.New(config.Provider{Kind: "pbs"}, execx.Exec{Timeout: 30 * time.Second})
 	status := func() map[string]providers.Status {
 		var list []string
