@@ -44,14 +44,14 @@ need_root() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages, builds into $PREFIX and starts the PBS daemons)"
 }
 
-# Debian packages to build OpenPBS (its INSTALL file), to run it (PostgreSQL
-# is its data store), and MPICH for the mpiexec-over-pbs_tmrsh launcher.
+# Debian packages to build OpenPBS (its INSTALL file), and to run it
+# (PostgreSQL is its data store; ip adds the nodes' addresses).
 BUILD_PKGS=(gcc g++ make libtool autoconf automake pkg-config libhwloc-dev
 	libx11-dev libxt-dev libedit-dev libical-dev libncurses-dev perl
 	postgresql-server-dev-all postgresql postgresql-contrib python3-dev tcl-dev
 	tk-dev swig libexpat1-dev libssl-dev libxext-dev libxft-dev libcjson-dev sudo)
 RUN_PKGS=(postgresql postgresql-contrib libhwloc15 libical3 libcjson1 libedit2
-	tcl8.6 tk8.6 libpython3.11 libpq5 sudo iproute2 mpich)
+	tcl8.6 tk8.6 libpython3.11 libpq5 sudo iproute2)
 
 apt_install() {
 	local missing=() p
@@ -81,6 +81,7 @@ source_tarball() {
 	mkdir -p "$CACHE"
 	t=$CACHE/openpbs-$SHORT.tar.gz
 	say "downloading the OpenPBS source at $SHORT from GitHub" >&2
+	apt_install curl ca-certificates >&2
 	curl -fsSL -o "$t.tmp" "https://github.com/openpbs/openpbs/archive/$COMMIT.tar.gz" ||
 		die "no OpenPBS source: set HTEX_PBS_SOURCE to openpbs-$SHORT.tar.gz (download failed)"
 	echo "$SOURCE_SHA256  $t.tmp" | sha256sum -c --quiet >/dev/null 2>&1 ||
@@ -108,7 +109,7 @@ build() {
 		say "restored in $((SECONDS - t0)) s"
 		return 0
 	fi
-	apt_install "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"
+	apt_install "${BUILD_PKGS[@]}" iproute2
 	src=$(mktemp -d /var/tmp/htex-pbs-src.XXXXXX)
 	log=$src/build.log
 	say "building OpenPBS $SHORT into $PREFIX (a few minutes; log $log)"
