@@ -1,9 +1,9 @@
 #!/bin/bash
 # pbs-cluster.sh up|down|status
 #
-# A real four-node OpenPBS (server, scheduler, comm and four moms p1..p4)
-# on this one machine, for the PBS integration tests and CI. Facts it relies
-# on: /work/shared/LOCAL-PBS.md, copied to docs/local-pbs.md. Must run as root.
+# A real four-node OpenPBS (server, scheduler, comm and four moms pbs1..pbs4)
+# on this one machine, for the PBS integration tests and CI. The facts it
+# relies on, with their sources: docs/local-pbs.md. Must run as root.
 #
 #   up      build OpenPBS into /opt/pbs when it is missing (or restore it
 #           from the cache), start the daemons and wait until the four
@@ -116,7 +116,7 @@ build() {
 	tar -C "$src" -xzf "$(source_tarball)" || die "cannot unpack the OpenPBS source"
 	(
 		set -e
-		cd "$src/openpbs-$SHORT"
+		cd "$src"/openpbs-*/ # openpbs-<commit>: short in the vendored copy, full from GitHub
 		./autogen.sh
 		# --with-python=/usr: a python3 earlier on PATH (pyenv) breaks the build.
 		./configure --prefix="$PREFIX" --with-python=/usr
