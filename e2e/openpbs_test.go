@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -154,9 +155,37 @@ func startOpenPBSDaemon(t *testing.T, env []string, cfg string) *testenv.Daemon 
 		if text := d.Log() + slurmBlockStderr(d); strings.Contains(text, "WARNING: DATA RACE") {
 			t.Errorf("data race reported:\n%s", text)
 		}
+		openpbsDrain(t, env, cfg)
 	})
 	d = testenv.StartDaemonEnv(t, cfg, env...)
 	return d
+}
+
+var labelLine = regexp.MustCompile(`(?m)^label = "([^"]+)"`)
+
+// openpbsDrain force-deletes the jobs of the run (Job_Name htex-<label>-<n>)
+// that outlive its daemon, and waits for them to end: their pools would
+// otherwise hold the nodes until they notice the daemon is gone, and the
+// next test's blocks would wait in the queue.
+func openpbsDrain(t *testing.T, env []string, cfg string) {
+	m := labelLine.FindStringSubmatch(cfg)
+	if m == nil {
+		return
+	}
+	prefix := "htex-" + m[1] + "-"
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var live []string
+		for id, j := range openpbsJobs(t, env) {
+			if strings.HasPrefix(j.Name, prefix) && j.State != "F" {
+				live = append(live, id)
+			}
+		}
+		if len(live) == 0 {
+			return
+		}
+		openpbsCmd(env, "qdel", append([]string{"-W", "force"}, live...)...)
+	}
+	t.Errorf("jobs of %s* still unfinished 30 s after the test\n%s", prefix, openpbsQueue(env))
 }
 
 func openpbsWait(t *testing.T, d *testenv.Daemon, env []string, what string, limit time.Duration, cond func(testenv.Status) bool) testenv.Status {
@@ -261,6 +290,7 @@ func TestOpenPBSTwoBlocksManyTasks(t *testing.T) {
 // that exactly the tasks the victim holds are interrupted.
 func TestOpenPBSQdelLosesNoTask(t *testing.T) {
 	env := requireOpenPBS(t)
+	t0 := time.Now()
 	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("qdel"), 2, 2, 2, "00:10:00", "", "", `kind = "none"`))
 	openpbsWait(t, d, env, "four pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 4 })
 
@@ -283,12 +313,14 @@ func TestOpenPBSQdelLosesNoTask(t *testing.T) {
 		}
 		return false
 	})
+	t.Logf("%.1fs: block %d (%s) cancelled; opening the gate", time.Since(t0).Seconds(), victim.ID, victim.JobID)
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if code := d.WaitJob(job); code != 0 {
 		t.Errorf("wait: exit %d\n%s", code, testenv.Tail(d.Log(), 60))
 	}
+	t.Logf("%.1fs: all tasks done", time.Since(t0).Seconds())
 	rs := d.Results(job)
 	if len(rs) != 16 {
 		t.Fatalf("got %d results, want 16", len(rs))
