@@ -69,7 +69,7 @@ func (l *blockLoop) poll(ctx context.Context) {
 				changed = append(changed, b)
 			}
 		}
-		if b.noteWaitReason(st) && !slices.Contains(changed, b) {
+		if b.noteWaitReason(st) && !st.State.Terminal() && st.State != providers.Unknown && !slices.Contains(changed, b) {
 			changed = append(changed, b)
 		}
 		if st.State.Terminal() || st.State == providers.Unknown {

@@ -22,6 +22,7 @@ func TestNoteWaitReason(t *testing.T) {
 		{"runs, no reason before", block{}, providers.Status{State: providers.Running, Message: "Job run at ..."}, "", false},
 		{"cancel asked: keep cancelled: why", block{message: "cancelled: idle", cancelAsked: true}, providers.Status{State: providers.Pending, Message: never}, "cancelled: idle", false},
 		{"ended: left to the end-of-block logic", block{message: "x"}, providers.Status{State: providers.Failed, Message: "Exit_status 1"}, "x", false},
+		{"ended after waiting: the stale reason goes", block{message: never, waitReason: true}, providers.Status{State: providers.Cancelled}, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
