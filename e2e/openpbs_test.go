@@ -51,9 +51,9 @@ func requireOpenPBS(t *testing.T) []string {
 		testenv.SkipOrFail(t, "pbsnodes -a -F json: %v\n%s", err, out)
 	}
 	for _, n := range openpbsNodes {
-		st, ok := nodes.Nodes[n].State, true
-		if _, ok = nodes.Nodes[n]; !ok || strings.Contains(st, "down") || strings.Contains(st, "offline") {
-			testenv.SkipOrFail(t, "OpenPBS node %s is %q (want free); run scripts/pbs-cluster.sh up", n, st)
+		node, ok := nodes.Nodes[n]
+		if !ok || strings.Contains(node.State, "down") || strings.Contains(node.State, "offline") {
+			testenv.SkipOrFail(t, "OpenPBS node %s is missing or %q (want free); run scripts/pbs-cluster.sh up", n, node.State)
 		}
 	}
 	return env
