@@ -508,8 +508,9 @@ func TestOpenPBSSiteScriptsAccepted(t *testing.T) {
 }
 
 // TestOpenPBSGenericSite runs sites/pbs-generic.toml itself on the test
-// server, changed only where the file says CHANGE (the node's CPUs) and to
-// two-node blocks: its launcher starts one pool per node and tasks run.
+// server, changed only where the file says CHANGE (the node's CPUs), to
+// two-node blocks and with mpiprocs=2 (each host twice in $PBS_NODEFILE):
+// its launcher starts exactly one pool per node and tasks run.
 func TestOpenPBSGenericSite(t *testing.T) {
 	env := requireOpenPBS(t)
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "sites", "pbs-generic.toml"))
@@ -521,6 +522,8 @@ func TestOpenPBSGenericSite(t *testing.T) {
 		{"cpus_per_node = 64\n", "cpus_per_node = 2\n"},
 		{"nodes_per_block = 1\n", "nodes_per_block = 2\n"},
 		{"max_blocks = 10\n", "max_blocks = 1\n"},
+		// Each host twice in $PBS_NODEFILE: still one pool per node.
+		{"# select_options = \"ngpus=4\"\n", "select_options = \"mpiprocs=2\"\n"},
 		{"[executor]\n", "[executor]\nheartbeat_period = 1\n"},
 	} {
 		if !strings.Contains(cfg, r[0]) {
@@ -539,6 +542,10 @@ func TestOpenPBSGenericSite(t *testing.T) {
 			t.Errorf("task %d: state %s node %q stdout %q", r.TaskID, r.State, r.Node, r.Stdout)
 		}
 		nodes[r.Node] = true
+	}
+	if script, err := os.ReadFile(filepath.Join(d.RunDir, "blocks", "1", "submit.sh")); err != nil ||
+		!strings.Contains(string(script), "#PBS -l select=2:ncpus=2:mpiprocs=2\n") {
+		t.Errorf("block 1's script (%v) does not ask for select=2:ncpus=2:mpiprocs=2:\n%s", err, script)
 	}
 	st := d.Status()
 	if len(st.Pools) != 2 || len(st.Blocks) != 1 {
