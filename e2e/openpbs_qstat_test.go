@@ -17,7 +17,8 @@ import (
 
 // TestOpenPBSQstatStates: the PBS provider's Status reads the real
 // server's `qstat -f -F json -x` for a job in every state OpenPBS can show
-// here (held, queued for ever, running, array begun, exit 0, exit 3,
+// here (held, queued for ever, waiting for its start time (qsub -a),
+// running, array begun, exit 0, exit 3,
 // qdel'ed while running and while queued, killed at its walltime, unknown
 // id). With HTEX_PBS_CAPTURE=<folder> it also writes what qstat printed
 // there: that is how providers/pbs/testdata/openpbs-*.json were made (see
@@ -42,6 +43,7 @@ func TestOpenPBSQstatStates(t *testing.T) {
 	ids := map[string]string{
 		"held":      qsub("-h", "-N", "held", "-l", sel, "--", "/bin/sleep", "60"),
 		"never":     qsub("-N", "never", "-l", "select=5:ncpus=2", "-l", "place=scatter", "--", "/bin/true"),
+		"later":     qsub("-N", "later", "-a", time.Now().Add(2*time.Hour).Format("200601021504"), "-l", sel, "--", "/bin/true"),
 		"running":   qsub("-N", "running", "-l", sel, "--", "/bin/sleep", "60"),
 		"array":     qsub("-N", "array", "-J", "1-2", "-l", sel, "--", "/bin/sleep", "60"),
 		"ok":        qsub("-N", "ok", "-l", sel, "--", "/bin/true"),
@@ -57,6 +59,7 @@ func TestOpenPBSQstatStates(t *testing.T) {
 	}{
 		"held":      {providers.Held, 0, "held (job_state H)"},
 		"never":     {providers.Pending, 0, "Can Never Run: Not enough total nodes available"},
+		"later":     {providers.Pending, 0, "waiting for its start time (job_state W)"},
 		"running":   {providers.Running, 0, "Job run at"},
 		"array":     {providers.Running, 0, "array job begun (job_state B)"},
 		"ok":        {providers.Completed, 0, "and finished"},
@@ -118,7 +121,7 @@ func TestOpenPBSQstatStates(t *testing.T) {
 func openpbsCapture(t *testing.T, env []string, dir string, ids map[string]string) {
 	t.Helper()
 	groups := map[string][]string{
-		"openpbs-queued.json":   {"held", "never"},
+		"openpbs-queued.json":   {"held", "never", "later"},
 		"openpbs-running.json":  {"running", "array"},
 		"openpbs-finished.json": {"ok", "exit3", "qdel-run", "qdel-held", "walltime"},
 	}

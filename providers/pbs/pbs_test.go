@@ -178,22 +178,23 @@ func TestStatusOpenPBSFixtures(t *testing.T) {
 		want    map[string]want
 	}{
 		{"openpbs-queued.json", map[string]want{
-			"77.pbshost": {providers.Held, 0, "held (job_state H)"},
-			"78":         {providers.Pending, 0, "Can Never Run: Not enough total nodes available"},
+			"94.pbshost": {providers.Held, 0, "held (job_state H)"},
+			"95":         {providers.Pending, 0, "Can Never Run: Not enough total nodes available"},
+			"96.pbshost": {providers.Pending, 0, "waiting for its start time (job_state W)"},
 		}},
 		{"openpbs-running.json", map[string]want{
-			"79.pbshost":   {providers.Running, 0, "Job run at"},
-			"80[].pbshost": {providers.Running, 0, "array job begun (job_state B); Job Array Began"},
+			"97.pbshost":   {providers.Running, 0, "Job run at"},
+			"98[].pbshost": {providers.Running, 0, "array job begun (job_state B); Job Array Began"},
 		}},
 		{"openpbs-finished.json", map[string]want{
-			"81.pbshost": {providers.Completed, 0, "and finished"},
-			"82.pbshost": {providers.Failed, 3, "Exit_status 3; Job run at"},
-			"83.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
-			"84.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
-			"85.pbshost": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME"},
+			"99.pbshost":  {providers.Completed, 0, "and finished"},
+			"100.pbshost": {providers.Failed, 3, "Exit_status 3; Job run at"},
+			"101.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"102.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"103.pbshost": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME"},
 		}},
 		{"openpbs-none.json", map[string]want{
-			"81.pbshost": {providers.Unknown, 0, "qstat does not know this job"},
+			"99.pbshost": {providers.Unknown, 0, "qstat does not know this job"},
 		}},
 	}
 	for _, tt := range tests {
