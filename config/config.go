@@ -80,7 +80,7 @@ type Provider struct {
 	Walltime         string   `toml:"walltime"` // HH:MM:SS
 	WorkerInit       string   `toml:"worker_init"`
 	SchedulerOptions string   `toml:"scheduler_options"`
-	Launcher         string   `toml:"launcher"` // single, srun, mpiexec, mpiexec-openmpi, aprun, simple
+	Launcher         string   `toml:"launcher"` // single, srun, mpiexec, mpiexec-openmpi, aprun, pbsdsh, simple
 	LauncherOptions  string   `toml:"launcher_options"`
 	CmdTimeout       Duration `toml:"cmd_timeout"`
 	Template         string   `toml:"template"` // path of a template of the site's own

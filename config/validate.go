@@ -110,9 +110,9 @@ func (c *Config) Validate() error {
 		bad("provider.%v", err)
 	}
 	switch pr.Launcher {
-	case "single", "srun", "mpiexec", "mpiexec-openmpi", "aprun", "simple":
+	case "single", "srun", "mpiexec", "mpiexec-openmpi", "aprun", "pbsdsh", "simple":
 	default:
-		bad("provider.launcher %q: want single, srun, mpiexec, mpiexec-openmpi, aprun or simple", pr.Launcher)
+		bad("provider.launcher %q: want single, srun, mpiexec, mpiexec-openmpi, aprun, pbsdsh or simple", pr.Launcher)
 	}
 	if pr.CmdTimeout <= 0 {
 		bad("provider.cmd_timeout %s: must be > 0", pr.CmdTimeout.D())

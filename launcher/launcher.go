@@ -15,7 +15,7 @@ import (
 )
 
 // Kinds lists the launcher names Line accepts.
-var Kinds = []string{"single", "srun", "mpiexec", "mpiexec-openmpi", "aprun", "simple"}
+var Kinds = []string{"single", "srun", "mpiexec", "mpiexec-openmpi", "aprun", "pbsdsh", "simple"}
 
 // heredocEnd ends the heredoc that writes the command file.
 const heredocEnd = "HTEX_WORKER_COMMAND_EOF"
@@ -60,6 +60,8 @@ const cmdFile = `"${HTEX_BLOCK_DIR:-$PWD}/worker.sh"`
 //     [--hostfile $PBS_NODEFILE when set] <options> /bin/bash <file>
 //   - mpiexec-openmpi: mpiexec -n <nodes> --map-by ppr:1:node <options> /bin/bash <file>
 //   - aprun: aprun -n <nodes> -N 1 <options> /bin/bash <file>
+//   - pbsdsh (plain PBS Professional / OpenPBS): pbsdsh -n <i> <options> once
+//     per distinct host of $PBS_NODEFILE (see pbsdsh.go)
 func Line(kind string, workerCmd string, nodes int, options string) (string, error) {
 	if strings.TrimSpace(workerCmd) == "" {
 		return "", fmt.Errorf("launcher %s: empty worker command", kind)
@@ -92,6 +94,8 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 		run = fmt.Sprintf("mpiexec -n %d --map-by ppr:1:node %s/bin/bash %s", nodes, opts, cmdFile)
 	case "aprun":
 		run = fmt.Sprintf("aprun -n %d -N 1 %s/bin/bash %s", nodes, opts, cmdFile)
+	case "pbsdsh":
+		run = pbsdshRun(nodes, opts)
 	default:
 		return "", fmt.Errorf("unknown launcher %q: want %s", kind, strings.Join(Kinds, ", "))
 	}

@@ -1,6 +1,6 @@
 // Package pbs is the provider for PBS Professional and OpenPBS (Polaris,
 // Aurora): it submits a rendered block script with qsub, reads the state of
-// many blocks with one `qstat -f -F json -x` call, and cancels with qdel.
+// many blocks with one `qstat -E -f -F json -x` call, and cancels with qdel.
 // It renders no script (templates/ does) and decides nothing about scaling.
 //
 // # Job ids

@@ -86,14 +86,23 @@ func firstJobID(out string) (string, bool) {
 	return "", false
 }
 
-// Status runs one `qstat -f -F json -x <ids...>` and maps every id to a
+// Status runs one `qstat -E -f -F json -x <ids...>` and maps every id to a
 // state; ids qstat does not know are Unknown.
+//
+// -E is needed: without it OpenPBS's qstat asks the server for each id in
+// turn and, in JSON, prints only the first job (src/cmds/qstat.c,
+// display_statjob, commit cd7ab5e: the "Jobs" object is created on the first
+// call only), so every other block would look vanished. With -E it sends
+// the whole list in one request and prints every job it knows, leaving out
+// unknown ids without an error (checked against OpenPBS 23.06.06; -E is in
+// qstat(1B) of OpenPBS and PBS Professional: "Groups jobs by server and
+// displays jobs sorted by ascending ID").
 func (p *PBS) Status(ctx context.Context, jobIDs []string) (map[string]providers.Status, error) {
 	out := make(map[string]providers.Status, len(jobIDs))
 	if len(jobIDs) == 0 {
 		return out, nil
 	}
-	args := append([]string{"-f", "-F", "json", "-x"}, jobIDs...)
+	args := append([]string{"-E", "-f", "-F", "json", "-x"}, jobIDs...)
 	res, err := p.runRaw(ctx, "", "qstat", args...)
 	if err != nil {
 		return nil, &providers.CommandError{Command: "qstat", ExitCode: res.ExitCode, Stderr: strings.TrimSpace(res.Stderr), Err: err}
@@ -103,7 +112,7 @@ func (p *PBS) Status(ctx context.Context, jobIDs []string) (map[string]providers
 	}
 	jobs, err := parseQstat([]byte(res.Stdout))
 	if err != nil {
-		return nil, fmt.Errorf("qstat -f -F json -x: %w", err)
+		return nil, fmt.Errorf("qstat -E -f -F json -x: %w", err)
 	}
 	idx := newJobIndex(jobs)
 	for _, id := range jobIDs {

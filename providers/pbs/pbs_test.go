@@ -149,7 +149,7 @@ func TestStatusFixtures(t *testing.T) {
 			if len(f.Calls) != 1 {
 				t.Fatalf("%d qstat calls, want 1", len(f.Calls))
 			}
-			wantArgs := append([]string{"-f", "-F", "json", "-x"}, tt.ids...)
+			wantArgs := append([]string{"-E", "-f", "-F", "json", "-x"}, tt.ids...)
 			if c := f.Calls[0]; c.Name != "qstat" || !reflect.DeepEqual(c.Args, wantArgs) {
 				t.Errorf("call = %s %q, want qstat %q", c.Name, c.Args, wantArgs)
 			}
@@ -164,6 +164,60 @@ func TestStatusFixtures(t *testing.T) {
 				}
 				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) || g.Stuck != w.stuck {
 					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q, stuck %v", id, g, w.state, w.code, w.msg, w.stuck)
+				}
+			}
+		})
+	}
+}
+
+// TestStatusOpenPBSFixtures reads what a real OpenPBS 23.06.06 printed for
+// jobs in every state it can show (captured by e2e's TestOpenPBSQstatStates,
+// see testdata/README.md): the same mapping as the PBS Pro-shaped fixtures.
+func TestStatusOpenPBSFixtures(t *testing.T) {
+	type want struct {
+		state providers.State
+		code  int
+		msg   string
+	}
+	tests := []struct {
+		fixture string
+		want    map[string]want
+	}{
+		{"openpbs-queued.json", map[string]want{
+			"94.pbshost": {providers.Held, 0, "held (job_state H)"},
+			"95":         {providers.Pending, 0, "Can Never Run: Not enough total nodes available"},
+			"96.pbshost": {providers.Pending, 0, "waiting for its start time (job_state W)"},
+		}},
+		{"openpbs-running.json", map[string]want{
+			"97.pbshost":   {providers.Running, 0, "Job run at"},
+			"98[].pbshost": {providers.Running, 0, "array job begun (job_state B); Job Array Began"},
+		}},
+		{"openpbs-finished.json", map[string]want{
+			"99.pbshost":  {providers.Completed, 0, "and finished"},
+			"100.pbshost": {providers.Failed, 3, "Exit_status 3; Job run at"},
+			"101.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"102.pbshost": {providers.Cancelled, 0, "deleted with qdel (substate 91)"},
+			"103.pbshost": {providers.Timeout, -29, "JOB_EXEC_KILL_WALLTIME"},
+		}},
+		{"openpbs-none.json", map[string]want{
+			"99.pbshost": {providers.Unknown, 0, "qstat does not know this job"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			var ids []string
+			for id := range tt.want {
+				ids = append(ids, id)
+			}
+			f := answer(execx.Result{Stdout: fixture(t, tt.fixture)}, nil)
+			got, err := New(config.Provider{Kind: "pbs"}, f).Status(context.Background(), ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id, w := range tt.want {
+				g := got[id]
+				if g.State != w.state || g.ExitCode != w.code || !strings.Contains(g.Message, w.msg) {
+					t.Errorf("%s = %+v; want state %s, exit %d, message containing %q", id, g, w.state, w.code, w.msg)
 				}
 			}
 		})

@@ -133,7 +133,8 @@ func TestParseQstatSkipsPreambleAndMergesDocuments(t *testing.T) {
 }
 
 func FuzzParseQstat(f *testing.F) {
-	for _, name := range []string{"qstat-running.json", "qstat-finished.json", "qstat-quirks.txt", "qstat-garbage.txt"} {
+	for _, name := range []string{"qstat-running.json", "qstat-finished.json", "qstat-quirks.txt", "qstat-garbage.txt",
+		"openpbs-queued.json", "openpbs-running.json", "openpbs-finished.json", "openpbs-none.json"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)

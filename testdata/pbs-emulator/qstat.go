@@ -19,7 +19,7 @@ type attr struct {
 }
 
 func qstat(args []string) int {
-	var full, history, finishedOnly bool
+	var full, history, finishedOnly, grouped bool
 	format := ""
 	var ids []string
 	for i := 0; i < len(args); i++ {
@@ -37,7 +37,9 @@ func qstat(args []string) int {
 				history = true
 			case 'H':
 				history, finishedOnly = true, true
-			case 'w', '1', 'n', 's', 't', 'J', 'a', 'i', 'r', 'p', 'E', 'G', 'M':
+			case 'E':
+				grouped = true
+			case 'w', '1', 'n', 's', 't', 'J', 'a', 'i', 'r', 'p', 'G', 'M':
 			case 'F', 'u':
 				val := a[k+1:]
 				if val == "" {
@@ -93,6 +95,9 @@ func qstat(args []string) int {
 			seq, ok := parseID(id)
 			j := bySeq[seq]
 			switch {
+			case (!ok || j == nil) && grouped:
+				// -E sends the ids in one request: the server leaves
+				// unknown ones out, and qstat says nothing (OpenPBS 23.06).
 			case !ok || j == nil:
 				fmt.Fprintf(os.Stderr, "qstat: Unknown Job Id %s\n", id)
 				rc = 153 // PBSE_UNKJOBID
@@ -108,6 +113,12 @@ func qstat(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "qstat: %v\n", err)
 		return 1
+	}
+	if format == "json" && !grouped && len(jobs) > 1 {
+		// OpenPBS 23.06's qstat asks for one id at a time without -E,
+		// and its JSON keeps only the first job (src/cmds/qstat.c,
+		// display_statjob creates "Jobs" on its first call only).
+		jobs = jobs[:1]
 	}
 	switch {
 	case format == "json":
