@@ -266,7 +266,9 @@ func describe(m *wire.Envelope) string {
 		r := b.SubmitReply
 		return fmt.Sprintf("submit-reply #%d job=%d first=%d count=%d", m.RequestId, r.JobId, r.FirstTaskId, r.Count)
 	case *wire.Envelope_Error:
-		return fmt.Sprintf("error #%d: %s", m.RequestId, b.Error.Message)
+		// protobuf-go puts a no-break space in its errors at random, so
+		// that nobody matches them: a scenario must not either.
+		return fmt.Sprintf("error #%d: %s", m.RequestId, strings.ReplaceAll(b.Error.Message, "\u00a0", " "))
 	case *wire.Envelope_Ack:
 		return fmt.Sprintf("ack #%d: %s", m.RequestId, b.Ack.Message)
 	case *wire.Envelope_Progress:
