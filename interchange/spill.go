@@ -57,6 +57,14 @@ func (s *state) encodeTask(t *task, jt *journal.Task) {
 	t.fields = s.arena.fieldsOf(w)
 }
 
+// readAhead reports whether spilled tasks may be loaded before dispatch
+// reaches them. Not while restored tasks are held (resume.go): they are
+// counted spilled but are not in the queue yet, and reading ahead would
+// load every one of them.
+func (s *state) readAhead() bool {
+	return !s.holding && !s.loadWanted && !s.loading && s.spilled > 0 && s.loadNext != 0
+}
+
 // spillTask queues a task without its encoding.
 func (s *state) spillTask(t *task) {
 	s.spilled++
@@ -83,7 +91,7 @@ func (s *state) wantLoad(id uint64) {
 // requestLoad asks the driver for the wanted load once its first task is
 // committed and no load is in flight; with none wanted, it reads ahead.
 func (s *state) requestLoad() {
-	if !s.loadWanted && !s.loading && s.spilled > 0 && s.loadNext != 0 && s.loadedQueued() < s.keepLoaded()/2 {
+	if s.readAhead() && s.loadedQueued() < s.keepLoaded()/2 {
 		s.wantLoad(s.loadNext)
 	}
 	if !s.loadWanted || s.loading || s.loadFrom > s.committedTask {
@@ -127,7 +135,7 @@ func (s *state) tasksLoaded(q readReq, rows []journal.Row, err error) {
 	case n > 0 && q.after+1 <= s.loadNext && last+1 > s.loadNext:
 		s.loadNext = last + 1 // the run read ahead goes on from here
 	}
-	if n > 0 && s.spilled > 0 && s.loadedQueued() < s.keepLoaded() {
+	if n > 0 && s.readAhead() && s.loadedQueued() < s.keepLoaded() {
 		s.wantLoad(last + 1)
 	}
 }
