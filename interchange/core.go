@@ -92,7 +92,7 @@ type readReq struct {
 type restoreData struct {
 	maxJob, maxTask int64
 	counts          []journal.JobCount
-	unfinished      []journal.Task
+	unfinished      []journal.TaskHead // without their commands: restored spilled
 	attempts        map[int64]int
 	pools           []journal.Pool // connected when the previous daemon ended
 }

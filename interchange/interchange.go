@@ -268,7 +268,7 @@ func (ix *Interchange) Restore() error {
 	if d.counts, err = j.JobCounts(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if d.unfinished, d.attempts, err = j.Unfinished(); err != nil {
+	if d.unfinished, d.attempts, err = j.UnfinishedHeads(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if d.pools, err = j.Pools(true); err != nil {

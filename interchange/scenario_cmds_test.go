@@ -458,7 +458,8 @@ func (h *harness) restart() {
 		r, ok := h.results[id]
 		switch {
 		case !ok:
-			d.unfinished = append(d.unfinished, t)
+			d.unfinished = append(d.unfinished, journal.TaskHead{ID: t.ID, JobID: t.JobID, Timeout: t.Timeout,
+				Retries: t.Retries, Priority: t.Priority, SubmittedAt: t.SubmittedAt})
 			if n := h.attempts[id]; n > 0 {
 				d.attempts[id] = n
 			}

@@ -130,8 +130,11 @@ func (s *state) restore(d restoreData, now time.Time) {
 		s.jobs[uint64(c.JobID)] = &job{id: uint64(c.JobID), name: c.Name, total: c.Total,
 			succeeded: c.Succeeded, failed: c.Failed, cancelled: c.Cancelled, sealed: true}
 	}
+	// Every restored task comes back spilled (spill.go): its command is read
+	// from the journal when dispatch comes near it, which is also when a
+	// task too large for a frame (from an older htex) is failed.
 	restored := make([]*task, 0, len(d.unfinished))
-	for i, jt := range d.unfinished {
+	for _, jt := range d.unfinished {
 		var submitted int64
 		if !jt.SubmittedAt.IsZero() {
 			submitted = jt.SubmittedAt.UnixNano()
@@ -139,17 +142,9 @@ func (s *state) restore(d restoreData, now time.Time) {
 		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
 			submitted: submitted})
-		if len(restored) < s.keepLoaded() {
-			s.encodeTask(t, &d.unfinished[i])
-		} else {
-			s.spillTask(t)
-		}
+		s.spillTask(t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
-		}
-		if err := unsendableTask(&d.unfinished[i]); err != nil { // from an older htex
-			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)
-			continue
 		}
 		restored = append(restored, t)
 	}
