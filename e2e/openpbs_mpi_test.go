@@ -70,7 +70,8 @@ echo "rank $PMI_RANK of $PMI_SIZE node $node"
 // login node, with no launcher option: one rank runs on each node of the
 // block, each started by that node's pbs_mom (a task of the job, through
 // pbs_tmrsh), an MPI program's two ranks exchange data, and the task
-// succeeds.
+// succeeds. Then four tasks at once, two on each node's pool, do the same:
+// mpiexec works from the pool on a sister node as from the first node's.
 func TestOpenPBSTaskRunsMpiexec(t *testing.T) {
 	env := requireOpenPBS(t)
 	requireHydra(t)
@@ -121,4 +122,34 @@ func TestOpenPBSTaskRunsMpiexec(t *testing.T) {
 			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, hosts, r.Stderr, slurmBlockStderr(d))
 	}
 	t.Logf("task on %s (block %s on %v): %q", r.Node, jobID, hosts, lines)
+
+	// From every pool: four tasks on the block's four slots (two per node)
+	// each wait until all four run, so that two run on each node, then
+	// start their ranks; a task on the second node spawns through its own
+	// pbs_mom, which forwards to the first node's.
+	gate := t.TempDir()
+	job = d.Submit("--timeout", "60s", "--env", "GATE="+gate, "--array", "1-4", "--", "sh", "-c",
+		`touch "$GATE/{}"; i=0; while [ "$(ls "$GATE" | wc -l)" -lt 4 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+mpiexec -n 2 -ppn 1 "$0"`, ranks)
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	// The same placement as the first task's: rank 0 on the first host of
+	// $PBS_NODEFILE, rank 1 on the second.
+	want := slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return !strings.HasPrefix(l, "rank ") })
+	slices.Sort(want)
+	taskNodes := map[string]int{}
+	for _, r := range d.Results(job) {
+		taskNodes[r.Node]++
+		got := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		slices.Sort(got)
+		if r.State != "succeeded" || !slices.Equal(got, want) {
+			t.Errorf("task %d on %s: state %s exit %d error %q\nstdout %q, want %q\nstderr %q",
+				r.TaskID, r.Node, r.State, r.ExitCode, r.Error, r.Stdout, want, r.Stderr)
+		}
+	}
+	if len(taskNodes) != 2 || taskNodes[hosts[0]] != 2 || taskNodes[hosts[1]] != 2 {
+		t.Errorf("tasks ran on %v, want two on each of %v", taskNodes, hosts)
+	}
+	t.Logf("four tasks, by node: %v", taskNodes)
 }
