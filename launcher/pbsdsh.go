@@ -24,6 +24,22 @@ import "fmt"
 //     need not contain PBS's bin folder: pbsdsh is taken from PATH, else
 //     from PBS_EXEC in PBS's own configuration file (PBS_CONF_FILE, else
 //     /etc/pbs.conf).
+//   - MPICH's hydra mpiexec, run by a task, reads the hosts from
+//     $PBS_NODEFILE (which the pools get through worker.env; every node of
+//     the job has the file: PBS_HOME/aux/<job id>) but starts its proxies
+//     with ssh by default. PBS's own rsh replacement is pbs_tmrsh (OpenPBS
+//     doc/man8/pbs_tmrsh.8B, src/cmds/pbs_tmrsh.c): it starts the command
+//     as a task of the job on that host through TM, with tm_init reading
+//     PBS_JOBID, PBS_JOBCOOKIE, PBS_NODENUM, PBS_TASKNUM and PBS_MOMPORT,
+//     which every pool keeps (its own pbsdsh task's). Hydra's ssh launcher
+//     adds -x, which pbs_tmrsh refuses; its rsh launcher adds nothing but
+//     quotes the proxy's path for a remote shell ("/usr/bin/hydra_pmi_proxy"
+//     with the quotes), which pbs_tmrsh, calling tm_spawn with argv as is,
+//     cannot exec. So the text writes hydra-rsh beside the command file, a
+//     wrapper that runs the words through /bin/sh -c as rsh does, and
+//     exports HYDRA_LAUNCHER=rsh and HYDRA_LAUNCHER_EXEC=<hydra-rsh> (MPICH
+//     wiki "Using the Hydra Process Manager", Environment Settings; both
+//     names in mpiexec.hydra 4.0.2), unless worker_init set a hydra launcher.
 //
 // Each pool is told its node's name (HTEX_NODE_NAME, the host name as
 // $PBS_NODEFILE gives it), so that several moms on one host still count as
@@ -31,11 +47,22 @@ import "fmt"
 // pbsdsh runs; it warns on stderr when the job has not the expected number
 // of distinct hosts (e.g. place=pack put two chunks on one node).
 func pbsdshRun(nodes int, opts string) string {
-	return fmt.Sprintf(`# pbsdsh gives its tasks the job's environment only: the batch script's
+	return fmt.Sprintf(`htex_pbsdsh=$(command -v pbsdsh || sed -n 's|^PBS_EXEC=\(.*\)|\1/bin/pbsdsh|p' "${PBS_CONF_FILE:-/etc/pbs.conf}" 2>/dev/null)
+# MPICH's mpiexec (hydra) in a task starts its ranks' proxies with ssh, which
+# a PBS job need not have: unless worker_init chose a hydra launcher, it uses
+# rsh with this wrapper around PBS's pbs_tmrsh, which starts them as tasks of
+# the job (TM) on their node. Like rsh, the wrapper runs the command words
+# through a shell (hydra quotes the proxy's path for one).
+htex_tmrsh=${htex_pbsdsh%%/*}/pbs_tmrsh
+if [ -n "$htex_pbsdsh" ] && [ -x "$htex_tmrsh" ] && [ -z "${HYDRA_LAUNCHER:-}${HYDRA_BOOTSTRAP:-}${HYDRA_LAUNCHER_EXEC:-}${HYDRA_BOOTSTRAP_EXEC:-}" ]; then
+	printf '#!/bin/sh\n# rsh for MPICH hydra in a PBS job (htex): the command on host $1 as a task of the job\nh=$1; shift\nexec %%q "$h" /bin/sh -c "$*"\n' "$htex_tmrsh" > "${HTEX_BLOCK_DIR:-$PWD}/hydra-rsh" &&
+		chmod 755 "${HTEX_BLOCK_DIR:-$PWD}/hydra-rsh" &&
+		export HYDRA_LAUNCHER=rsh HYDRA_LAUNCHER_EXEC="${HTEX_BLOCK_DIR:-$PWD}/hydra-rsh"
+fi
+# pbsdsh gives its tasks the job's environment only: the batch script's
 # exported variables (worker_init's included) go into worker.env, which each
 # node loads before the command file; each node keeps its own PBS_* values.
 (umask 077 && export -p > "${HTEX_BLOCK_DIR:-$PWD}/worker.env")
-htex_pbsdsh=$(command -v pbsdsh || sed -n 's|^PBS_EXEC=\(.*\)|\1/bin/pbsdsh|p' "${PBS_CONF_FILE:-/etc/pbs.conf}" 2>/dev/null)
 htex_line=0 htex_hosts=" " htex_pids="" htex_status=127
 if [ -z "$htex_pbsdsh" ]; then
 	echo "htex: pbsdsh is neither on PATH nor under PBS_EXEC in ${PBS_CONF_FILE:-/etc/pbs.conf}" >&2

@@ -5,9 +5,11 @@
 # on this one machine, for the PBS integration tests and CI. The facts it
 # relies on, with their sources: docs/local-pbs.md. Must run as root.
 #
-#   up      build OpenPBS into /opt/pbs when it is missing (or restore it
-#           from the cache), start the daemons and wait until the four
-#           nodes are free. Does nothing when the cluster is already healthy.
+#   up      install MPICH (mpich, libmpich-dev: the tests' tasks run
+#           mpiexec) when missing, build OpenPBS into /opt/pbs when it is
+#           missing (or restore it from the cache), start the daemons and
+#           wait until the four nodes are free. Does nothing more when the
+#           cluster is already healthy.
 #   down    delete the jobs, stop every daemon this script started (through
 #           PBS's own init script, by configuration file), remove the
 #           addresses and /etc/hosts lines it added. Safe to run twice.
@@ -52,6 +54,10 @@ BUILD_PKGS=(gcc g++ make libtool autoconf automake pkg-config libhwloc-dev
 	tk-dev swig libexpat1-dev libssl-dev libxext-dev libxft-dev libcjson-dev sudo)
 RUN_PKGS=(postgresql postgresql-contrib libhwloc15 libical3 libcjson1 libedit2
 	tcl8.6 tk8.6 libpython3.11 libpq5 sudo iproute2)
+# What the PBS tests' tasks run: MPICH's hydra mpiexec, and mpicc for their
+# MPI program (e2e/openpbs_mpi_test.go; docs/guide.md, "Tasks that start
+# job steps").
+TEST_PKGS=(mpich libmpich-dev)
 
 apt_install() {
 	local missing=() p
@@ -312,6 +318,7 @@ configure_server() {
 
 up() {
 	need_root
+	apt_install "${TEST_PKGS[@]}"
 	if [ -x "$PREFIX/sbin/pbs_server" ] && healthy; then
 		say "already up: ${#NODES[@]} nodes"
 		return 0
