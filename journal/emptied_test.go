@@ -29,3 +29,30 @@ func TestOpenRefusesEmptiedJournal(t *testing.T) {
 		t.Fatalf("absent file: %v", err)
 	}
 }
+
+// A new journal is never seen with 0 bytes, and what an interrupted
+// creation left (the side file, empty or half made) is made again.
+func TestNewJournalIsNeverEmpty(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "htex.db")
+	for _, leftover := range []string{path + ".new", path + ".new-wal"} {
+		if err := os.WriteFile(leftover, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open beside what an interrupted creation left: %v", err)
+	}
+	defer j.Close()
+	st, err := os.Stat(path)
+	if err != nil || st.Size() == 0 {
+		t.Fatalf("new journal: %v, size %d; want a file with its schema", err, st.Size())
+	}
+	for _, gone := range []string{path + ".new", path + ".new-wal", path + ".new-shm"} {
+		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", gone, err)
+		}
+	}
+	mustWrite(t, j, sampleBatch())
+}

@@ -250,7 +250,7 @@ func execAll(c *sqlite3.SQLiteConn, stmts []string) error {
 
 // Open opens the journal at path, creating it and its schema when new. It
 // refuses a file that is not an htex journal or whose schema version is
-// newer than this package's.
+// newer than this package's, and one emptied since (checkNotEmptied).
 func Open(path string) (*Journal, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -259,6 +259,15 @@ func Open(path string) (*Journal, error) {
 	if err := checkNotEmptied(abs); err != nil {
 		return nil, err
 	}
+	if err := createComplete(abs); err != nil {
+		return nil, err
+	}
+	return openFile(abs)
+}
+
+// openFile opens the journal file at abs, creating its schema when the file
+// is new or absent.
+func openFile(abs string) (*Journal, error) {
 	uri := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	w := sql.OpenDB(&connector{dsn: uri + dsnWriter, drv: &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error { return execAll(c, pragmasWriter) },
@@ -268,7 +277,7 @@ func Open(path string) (*Journal, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	j := &Journal{path: abs, w: w, stmts: map[stmtKey]driver.Stmt{}}
-	err = j.initSchema()
+	err := j.initSchema()
 	if err == nil {
 		err = j.withConn(func(*sqlite3.SQLiteConn) error { return nil }) // prepares
 	}
