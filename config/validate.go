@@ -178,7 +178,7 @@ func checkAffinity(v string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("want none, block, block-reverse, alternating or list:...")
+	return fmt.Errorf("want none, block, block-reverse, alternating or a list such as list:0-3:4-7")
 }
 
 // vendorAliases are names people give the vendors (their runtimes, their

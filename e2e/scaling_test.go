@@ -181,9 +181,9 @@ func TestScalingBurstOutThenIdleIn(t *testing.T) {
 		t.Errorf("tasks ran on blocks %v, want 3 blocks (max_blocks)", used)
 	}
 
-	s := scWaitStatus(t, d, "2 idle blocks cancelled", func(s scStatus) bool { return len(scIdleCancelled(s)) >= 2 })
+	scWaitStatus(t, d, "2 idle blocks cancelled", func(s scStatus) bool { return len(scIdleCancelled(s)) >= 2 })
 	// Never below min_blocks: the last block outlives several decisions.
-	s = scWaitDecisions(t, d, 3)
+	s := scWaitDecisions(t, d, 3)
 	if got := scIdleCancelled(s); len(got) != 2 {
 		t.Errorf("blocks cancelled as idle: %v, want 2 (3 blocks, min_blocks 1)", got)
 	}

@@ -36,7 +36,7 @@ func parseAffinity(v string) (affinity, error) {
 	}
 	rest, ok := strings.CutPrefix(v, affinityListPrefix)
 	if !ok {
-		return a, fmt.Errorf("cpu_affinity %q: want none, block, block-reverse, alternating or list:...", v)
+		return a, fmt.Errorf("cpu_affinity %q: want none, block, block-reverse, alternating or a list such as list:0-3:4-7", v)
 	}
 	a.kind = "list"
 	for i, rank := range strings.Split(rest, ":") {

@@ -374,11 +374,11 @@ func TestPlanErrors(t *testing.T) {
 		want string // the whole message
 	}{
 		{"unknown affinity", eight, Options{CoresPerWorker: 1, CPUAffinity: "compact"},
-			`cpu_affinity "compact": want none, block, block-reverse, alternating or list:...`},
+			`cpu_affinity "compact": want none, block, block-reverse, alternating or a list such as list:0-3:4-7`},
 		{"affinity is case sensitive", eight, Options{CoresPerWorker: 1, CPUAffinity: "Block"},
-			`cpu_affinity "Block": want none, block, block-reverse, alternating or list:...`},
+			`cpu_affinity "Block": want none, block, block-reverse, alternating or a list such as list:0-3:4-7`},
 		{"list without colon", eight, Options{CoresPerWorker: 1, CPUAffinity: "list"},
-			`cpu_affinity "list": want none, block, block-reverse, alternating or list:...`},
+			`cpu_affinity "list": want none, block, block-reverse, alternating or a list such as list:0-3:4-7`},
 		{"zero cores per worker", eight, Options{CoresPerWorker: 0, CPUAffinity: "none"},
 			`cores_per_worker 0: must be a finite number > 0`},
 		{"negative max workers", eight, Options{MaxWorkersPerNode: -1, CoresPerWorker: 1, CPUAffinity: "none"},

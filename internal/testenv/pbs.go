@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -15,7 +14,8 @@ func BuildPBSEmulator(t testing.TB) string {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goCmd = "/usr/local/go/bin/go" // where install-deps.sh expects Go
+
 	}
 	bin := t.TempDir()
 	exe := filepath.Join(bin, "pbs-emulator")

@@ -238,7 +238,7 @@ func TestPlanErrors(t *testing.T) {
 		{"zero slots from memory", []string{"--cpus", "0-3", "--mem-gb", "8", "--mem-per-worker", "16"},
 			`htexctl: mem_per_worker 16: 0 slots in 8 GB of memory`},
 		{"unknown affinity", []string{"--cpus", "0-3", "--cpu-affinity", "scatter"},
-			`htexctl: cpu_affinity "scatter": want none, block, block-reverse, alternating or list:...`},
+			`htexctl: cpu_affinity "scatter": want none, block, block-reverse, alternating or a list such as list:0-3:4-7`},
 		{"shared CPU", []string{"--cpus", "0-3", "--max-workers-per-node", "2", "--cpu-affinity", "list:0-2:2-3"},
 			`htexctl: cpu_affinity "list:0-2:2-3": CPU 2 is in rank 0 and rank 1 (set allow_shared_cpus to allow this)`},
 		{"bad cpus", []string{"--cpus", "0-3,x"},
