@@ -55,21 +55,31 @@ func (j *Journal) UnfinishedHeads() ([]TaskHead, map[int64]int, error) {
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("journal: unfinished heads: %w", err)
 	}
-	rows, err = tx.Query(sqlUnfinishedAttempts)
+	attempts, err := unfinishedAttempts(tx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
+		return nil, nil, err
+	}
+	return heads, attempts, nil
+}
+
+// unfinishedAttempts counts the attempts of each unfinished task, for
+// Unfinished and UnfinishedHeads, in their read transaction.
+func unfinishedAttempts(tx *sql.Tx) (map[int64]int, error) {
+	rows, err := tx.Query(sqlUnfinishedAttempts)
+	if err != nil {
+		return nil, fmt.Errorf("journal: unfinished attempts: %w", err)
 	}
 	defer rows.Close()
 	attempts := map[int64]int{}
 	for rows.Next() {
 		var id, n int64
 		if err := rows.Scan(&id, &n); err != nil {
-			return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
+			return nil, fmt.Errorf("journal: unfinished attempts: %w", err)
 		}
 		attempts[id] = int(n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
+		return nil, fmt.Errorf("journal: unfinished attempts: %w", err)
 	}
-	return heads, attempts, nil
+	return attempts, nil
 }

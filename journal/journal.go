@@ -789,21 +789,9 @@ func (j *Journal) Unfinished() ([]Task, map[int64]int, error) {
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("journal: unfinished: %w", err)
 	}
-	rows, err = tx.Query(sqlUnfinishedAttempts)
+	attempts, err := unfinishedAttempts(tx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
-	}
-	defer rows.Close()
-	attempts := map[int64]int{}
-	for rows.Next() {
-		var id, n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
-		}
-		attempts[id] = int(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("journal: unfinished attempts: %w", err)
+		return nil, nil, err
 	}
 	return tasks, attempts, nil
 }
