@@ -53,9 +53,17 @@ func TestSubmitWaitResults(t *testing.T) {
 // stderr and the exit code.
 func bbRunStdin(t *testing.T, d *testenv.Daemon, stdin string, args ...string) (string, string, int) {
 	t.Helper()
+	return bbRun(t, d, "", stdin, args...)
+}
+
+// bbRun runs a verb against the daemon from the directory dir ("" = this
+// one) with stdin, within two minutes.
+func bbRun(t *testing.T, d *testenv.Daemon, dir, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, d.Bin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"HTEX_RUN_DIR=" + d.RunDir}, d.Env...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,20 +27,7 @@ func taskOf(t *testing.T, d *testenv.Daemon, job string, index int64) string {
 // bbRunIn runs a verb against the daemon from the directory dir.
 func bbRunIn(t *testing.T, d *testenv.Daemon, dir string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(d.Bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append([]string{"HTEX_RUN_DIR=" + d.RunDir}, d.Env...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("htexctl %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), 0
+	return bbRun(t, d, dir, "", args...)
 }
 
 // TestLogsExactBytes: `logs JOB TASK` gives a task's stdout and stderr byte
