@@ -39,8 +39,12 @@ func (tt *taskTable) add(v task) *task {
 	return t
 }
 
-// get returns the unfinished task id, or nil.
+// get returns the unfinished task id, or nil. Ids start at 1: an empty
+// slot holds id 0, so id 0 is never a task.
 func (tt *taskTable) get(id uint64) *task {
+	if id == 0 {
+		return nil
+	}
 	p := tt.pages[id>>pageBits]
 	if p == nil {
 		return nil

@@ -11,22 +11,28 @@ func TestTaskTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var tt taskTable
 	model := map[uint64]*task{}
+	var live []uint64 // the model's ids, so that removals follow the seed
 	next := uint64(1)
 	for step := range 20000 {
 		if rng.IntN(3) > 0 || len(model) == 0 {
 			next += uint64(rng.IntN(3)) // ids increase, with gaps
 			tk := tt.add(task{id: next, jobID: 7})
 			model[next] = tk
+			live = append(live, next)
 			next++
 		} else {
-			for id, tk := range model { // any one
-				tt.remove(tk)
-				delete(model, id)
-				if tt.get(id) != nil {
-					t.Fatalf("step %d: task %d found after its removal", step, id)
-				}
-				break
+			i := rng.IntN(len(live))
+			id := live[i]
+			live[i] = live[len(live)-1]
+			live = live[:len(live)-1]
+			tt.remove(model[id])
+			delete(model, id)
+			if tt.get(id) != nil {
+				t.Fatalf("step %d: task %d found after its removal", step, id)
 			}
+		}
+		if tt.get(0) != nil {
+			t.Fatalf("step %d: get(0) found a task; ids start at 1", step)
 		}
 		if tt.len() != len(model) {
 			t.Fatalf("step %d: len %d, want %d", step, tt.len(), len(model))
@@ -44,8 +50,11 @@ func TestTaskTable(t *testing.T) {
 		}
 		n++
 	})
-	if n != len(model) || tt.get(next+1000) != nil || tt.get(0) != nil {
-		t.Fatalf("each gave %d tasks, want %d; or an unknown id was found", n, len(model))
+	if n != len(model) {
+		t.Fatalf("each gave %d tasks, want %d", n, len(model))
+	}
+	if tt.get(next+1000) != nil {
+		t.Fatalf("get(%d) found a task never added", next+1000)
 	}
 	for id, tk := range model {
 		tt.remove(tk)
