@@ -556,7 +556,16 @@ type Register struct {
 	Build          string                 `protobuf:"bytes,12,opt,name=build,proto3" json:"build,omitempty"`
 	// Results messages the pool sent and the interchange has not acknowledged
 	// (re-registration, e.g. after a daemon restart): they may have been lost.
-	Unacked       []*Results `protobuf:"bytes,13,rep,name=unacked,proto3" json:"unacked,omitempty"`
+	Unacked []*Results `protobuf:"bytes,13,rep,name=unacked,proto3" json:"unacked,omitempty"`
+	// The shape of one slot, for tasks of a size (submit --cores/--gpus/
+	// --mem): CPUs of the smallest slot (floor(cpus/slots), at least 1, when
+	// slots are not pinned), accelerators per slot, memory per slot.
+	SlotCpus     int32 `protobuf:"varint,14,opt,name=slot_cpus,json=slotCpus,proto3" json:"slot_cpus,omitempty"`
+	SlotGpus     int32 `protobuf:"varint,15,opt,name=slot_gpus,json=slotGpus,proto3" json:"slot_gpus,omitempty"`
+	SlotMemBytes int64 `protobuf:"varint,16,opt,name=slot_mem_bytes,json=slotMemBytes,proto3" json:"slot_mem_bytes,omitempty"`
+	// How this pool's node starts MPI ranks for a multi-node task: "srun",
+	// "mpiexec", or "" when it cannot (MPI tasks are not sent to it).
+	MpiLauncher   string `protobuf:"bytes,17,opt,name=mpi_launcher,json=mpiLauncher,proto3" json:"mpi_launcher,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -682,6 +691,34 @@ func (x *Register) GetUnacked() []*Results {
 	return nil
 }
 
+func (x *Register) GetSlotCpus() int32 {
+	if x != nil {
+		return x.SlotCpus
+	}
+	return 0
+}
+
+func (x *Register) GetSlotGpus() int32 {
+	if x != nil {
+		return x.SlotGpus
+	}
+	return 0
+}
+
+func (x *Register) GetSlotMemBytes() int64 {
+	if x != nil {
+		return x.SlotMemBytes
+	}
+	return 0
+}
+
+func (x *Register) GetMpiLauncher() string {
+	if x != nil {
+		return x.MpiLauncher
+	}
+	return ""
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Running       []uint64               `protobuf:"varint,1,rep,packed,name=running,proto3" json:"running,omitempty"`
@@ -794,9 +831,19 @@ type Task struct {
 	// argv, env and cwd as bytes, set instead of the string fields when one
 	// of them is not valid UTF-8 (file names are bytes on Linux), which a
 	// protobuf string cannot carry. Read them with Args, Envs and Dir.
-	ArgvRaw       [][]byte `protobuf:"bytes,12,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
-	EnvRaw        [][]byte `protobuf:"bytes,13,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
-	CwdRaw        []byte   `protobuf:"bytes,14,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
+	ArgvRaw [][]byte `protobuf:"bytes,12,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
+	EnvRaw  [][]byte `protobuf:"bytes,13,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
+	CwdRaw  []byte   `protobuf:"bytes,14,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
+	// A task of a size: what it asked for (0 = not asked) and the whole
+	// slots the interchange charged the pool for it (0 = 1).
+	Cores    int32 `protobuf:"varint,15,opt,name=cores,proto3" json:"cores,omitempty"`
+	Gpus     int32 `protobuf:"varint,16,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	MemBytes int64 `protobuf:"varint,17,opt,name=mem_bytes,json=memBytes,proto3" json:"mem_bytes,omitempty"`
+	Slots    int32 `protobuf:"varint,18,opt,name=slots,proto3" json:"slots,omitempty"`
+	// A multi-node (MPI) task: the nodes it runs on, this pool's first, and
+	// the ranks per node. Empty for a task of one node.
+	MpiNodes      []string `protobuf:"bytes,19,rep,name=mpi_nodes,json=mpiNodes,proto3" json:"mpi_nodes,omitempty"`
+	RanksPerNode  int32    `protobuf:"varint,20,opt,name=ranks_per_node,json=ranksPerNode,proto3" json:"ranks_per_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,6 +976,48 @@ func (x *Task) GetCwdRaw() []byte {
 	return nil
 }
 
+func (x *Task) GetCores() int32 {
+	if x != nil {
+		return x.Cores
+	}
+	return 0
+}
+
+func (x *Task) GetGpus() int32 {
+	if x != nil {
+		return x.Gpus
+	}
+	return 0
+}
+
+func (x *Task) GetMemBytes() int64 {
+	if x != nil {
+		return x.MemBytes
+	}
+	return 0
+}
+
+func (x *Task) GetSlots() int32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *Task) GetMpiNodes() []string {
+	if x != nil {
+		return x.MpiNodes
+	}
+	return nil
+}
+
+func (x *Task) GetRanksPerNode() int32 {
+	if x != nil {
+		return x.RanksPerNode
+	}
+	return 0
+}
+
 type Tasks struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -974,18 +1063,23 @@ func (x *Tasks) GetTasks() []*Task {
 }
 
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Signal        int32                  `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
-	ErrorKind     ErrorKind              `protobuf:"varint,4,opt,name=error_kind,json=errorKind,proto3,enum=htex.wire.ErrorKind" json:"error_kind,omitempty"`
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	StartUnixUs   int64                  `protobuf:"varint,6,opt,name=start_unix_us,json=startUnixUs,proto3" json:"start_unix_us,omitempty"`
-	EndUnixUs     int64                  `protobuf:"varint,7,opt,name=end_unix_us,json=endUnixUs,proto3" json:"end_unix_us,omitempty"`
-	Rank          int32                  `protobuf:"varint,8,opt,name=rank,proto3" json:"rank,omitempty"`
-	Stdout        []byte                 `protobuf:"bytes,9,opt,name=stdout,proto3" json:"stdout,omitempty"`
-	Stderr        []byte                 `protobuf:"bytes,10,opt,name=stderr,proto3" json:"stderr,omitempty"`
-	Attempt       int32                  `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TaskId      uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ExitCode    int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Signal      int32                  `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
+	ErrorKind   ErrorKind              `protobuf:"varint,4,opt,name=error_kind,json=errorKind,proto3,enum=htex.wire.ErrorKind" json:"error_kind,omitempty"`
+	Error       string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	StartUnixUs int64                  `protobuf:"varint,6,opt,name=start_unix_us,json=startUnixUs,proto3" json:"start_unix_us,omitempty"`
+	EndUnixUs   int64                  `protobuf:"varint,7,opt,name=end_unix_us,json=endUnixUs,proto3" json:"end_unix_us,omitempty"`
+	Rank        int32                  `protobuf:"varint,8,opt,name=rank,proto3" json:"rank,omitempty"`
+	Stdout      []byte                 `protobuf:"bytes,9,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr      []byte                 `protobuf:"bytes,10,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Attempt     int32                  `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// What the task got: its CPUs as a list ("0-3,8"; "" = not pinned), its
+	// accelerators ("0,1"), and for a multi-node task its nodes.
+	Cpus          string   `protobuf:"bytes,12,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	Gpus          string   `protobuf:"bytes,13,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	Nodes         []string `protobuf:"bytes,14,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1095,6 +1189,27 @@ func (x *Result) GetAttempt() int32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Result) GetCpus() string {
+	if x != nil {
+		return x.Cpus
+	}
+	return ""
+}
+
+func (x *Result) GetGpus() string {
+	if x != nil {
+		return x.Gpus
+	}
+	return ""
+}
+
+func (x *Result) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
 }
 
 type Results struct {
@@ -1450,9 +1565,18 @@ type TaskSpec struct {
 	StdoutPath string                 `protobuf:"bytes,9,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"`
 	StderrPath string                 `protobuf:"bytes,10,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
 	// as in Task: argv, env and cwd as bytes when not valid UTF-8
-	ArgvRaw       [][]byte `protobuf:"bytes,11,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
-	EnvRaw        [][]byte `protobuf:"bytes,12,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
-	CwdRaw        []byte   `protobuf:"bytes,13,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
+	ArgvRaw [][]byte `protobuf:"bytes,11,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`
+	EnvRaw  [][]byte `protobuf:"bytes,12,rep,name=env_raw,json=envRaw,proto3" json:"env_raw,omitempty"`
+	CwdRaw  []byte   `protobuf:"bytes,13,opt,name=cwd_raw,json=cwdRaw,proto3" json:"cwd_raw,omitempty"`
+	// Size of the task (0 = one slot, as a task without a size): CPUs,
+	// accelerators, memory in bytes (accounted, not enforced).
+	Cores    int32 `protobuf:"varint,14,opt,name=cores,proto3" json:"cores,omitempty"`
+	Gpus     int32 `protobuf:"varint,15,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	MemBytes int64 `protobuf:"varint,16,opt,name=mem_bytes,json=memBytes,proto3" json:"mem_bytes,omitempty"`
+	// A multi-node (MPI) task across this many whole nodes of one block
+	// (0 or 1 = one node), with this many ranks on each (0 = 1).
+	Nodes         int32 `protobuf:"varint,17,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	RanksPerNode  int32 `protobuf:"varint,18,opt,name=ranks_per_node,json=ranksPerNode,proto3" json:"ranks_per_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1576,6 +1700,41 @@ func (x *TaskSpec) GetCwdRaw() []byte {
 		return x.CwdRaw
 	}
 	return nil
+}
+
+func (x *TaskSpec) GetCores() int32 {
+	if x != nil {
+		return x.Cores
+	}
+	return 0
+}
+
+func (x *TaskSpec) GetGpus() int32 {
+	if x != nil {
+		return x.Gpus
+	}
+	return 0
+}
+
+func (x *TaskSpec) GetMemBytes() int64 {
+	if x != nil {
+		return x.MemBytes
+	}
+	return 0
+}
+
+func (x *TaskSpec) GetNodes() int32 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *TaskSpec) GetRanksPerNode() int32 {
+	if x != nil {
+		return x.RanksPerNode
+	}
+	return 0
 }
 
 type SubmitRequest struct {
@@ -1974,6 +2133,9 @@ type StatusReply struct {
 	Warning       string                 `protobuf:"bytes,12,opt,name=warning,proto3" json:"warning,omitempty"`
 	StartedUnixMs int64                  `protobuf:"varint,13,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	Jobs          int64                  `protobuf:"varint,14,opt,name=jobs,proto3" json:"jobs,omitempty"`
+	// Why queued tasks wait when no pool can take them now, one line per
+	// reason (e.g. a size no current pool fits); empty when none waits so.
+	Waiting       []string `protobuf:"bytes,15,rep,name=waiting,proto3" json:"waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2106,6 +2268,13 @@ func (x *StatusReply) GetJobs() int64 {
 	return 0
 }
 
+func (x *StatusReply) GetWaiting() []string {
+	if x != nil {
+		return x.Waiting
+	}
+	return nil
+}
+
 type ResultsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`                     // 0 = every job
@@ -2167,25 +2336,35 @@ func (x *ResultsRequest) GetLimit() int32 {
 }
 
 type TaskResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	JobId         uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"` // queued, running, succeeded, failed, cancelled
-	ExitCode      int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	ErrorKind     string                 `protobuf:"bytes,5,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
-	Attempts      int32                  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	BlockId       int64                  `protobuf:"varint,7,opt,name=block_id,json=blockId,proto3" json:"block_id,omitempty"`
-	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
-	Stdout        []byte                 `protobuf:"bytes,9,opt,name=stdout,proto3" json:"stdout,omitempty"`
-	Stderr        []byte                 `protobuf:"bytes,10,opt,name=stderr,proto3" json:"stderr,omitempty"`
-	Seconds       float64                `protobuf:"fixed64,11,opt,name=seconds,proto3" json:"seconds,omitempty"`
-	ArrayIndex    int64                  `protobuf:"varint,12,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"`
-	Argv          []string               `protobuf:"bytes,13,rep,name=argv,proto3" json:"argv,omitempty"`
-	Error         string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
-	Signal        int32                  `protobuf:"varint,15,opt,name=signal,proto3" json:"signal,omitempty"`
-	ArgvRaw       [][]byte               `protobuf:"bytes,16,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`          // as in Task: argv as bytes when not valid UTF-8
-	StdoutPath    string                 `protobuf:"bytes,17,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // the task's --stdout file, if it had one (then stdout is empty)
-	StderrPath    string                 `protobuf:"bytes,18,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"` // the task's --stderr file, if it had one
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TaskId     uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	JobId      uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State      string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"` // queued, running, succeeded, failed, cancelled
+	ExitCode   int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	ErrorKind  string                 `protobuf:"bytes,5,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
+	Attempts   int32                  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	BlockId    int64                  `protobuf:"varint,7,opt,name=block_id,json=blockId,proto3" json:"block_id,omitempty"`
+	Node       string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	Stdout     []byte                 `protobuf:"bytes,9,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr     []byte                 `protobuf:"bytes,10,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Seconds    float64                `protobuf:"fixed64,11,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	ArrayIndex int64                  `protobuf:"varint,12,opt,name=array_index,json=arrayIndex,proto3" json:"array_index,omitempty"`
+	Argv       []string               `protobuf:"bytes,13,rep,name=argv,proto3" json:"argv,omitempty"`
+	Error      string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	Signal     int32                  `protobuf:"varint,15,opt,name=signal,proto3" json:"signal,omitempty"`
+	ArgvRaw    [][]byte               `protobuf:"bytes,16,rep,name=argv_raw,json=argvRaw,proto3" json:"argv_raw,omitempty"`          // as in Task: argv as bytes when not valid UTF-8
+	StdoutPath string                 `protobuf:"bytes,17,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"` // the task's --stdout file, if it had one (then stdout is empty)
+	StderrPath string                 `protobuf:"bytes,18,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"` // the task's --stderr file, if it had one
+	// The size it asked for (as in TaskSpec) and what its last attempt got
+	// (as in Result).
+	Cores         int32    `protobuf:"varint,19,opt,name=cores,proto3" json:"cores,omitempty"`
+	Gpus          int32    `protobuf:"varint,20,opt,name=gpus,proto3" json:"gpus,omitempty"`
+	MemBytes      int64    `protobuf:"varint,21,opt,name=mem_bytes,json=memBytes,proto3" json:"mem_bytes,omitempty"`
+	Nodes         int32    `protobuf:"varint,22,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	RanksPerNode  int32    `protobuf:"varint,23,opt,name=ranks_per_node,json=ranksPerNode,proto3" json:"ranks_per_node,omitempty"`
+	GotCpus       string   `protobuf:"bytes,24,opt,name=got_cpus,json=gotCpus,proto3" json:"got_cpus,omitempty"`
+	GotGpus       string   `protobuf:"bytes,25,opt,name=got_gpus,json=gotGpus,proto3" json:"got_gpus,omitempty"`
+	GotNodes      []string `protobuf:"bytes,26,rep,name=got_nodes,json=gotNodes,proto3" json:"got_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2344,6 +2523,62 @@ func (x *TaskResult) GetStderrPath() string {
 		return x.StderrPath
 	}
 	return ""
+}
+
+func (x *TaskResult) GetCores() int32 {
+	if x != nil {
+		return x.Cores
+	}
+	return 0
+}
+
+func (x *TaskResult) GetGpus() int32 {
+	if x != nil {
+		return x.Gpus
+	}
+	return 0
+}
+
+func (x *TaskResult) GetMemBytes() int64 {
+	if x != nil {
+		return x.MemBytes
+	}
+	return 0
+}
+
+func (x *TaskResult) GetNodes() int32 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *TaskResult) GetRanksPerNode() int32 {
+	if x != nil {
+		return x.RanksPerNode
+	}
+	return 0
+}
+
+func (x *TaskResult) GetGotCpus() string {
+	if x != nil {
+		return x.GotCpus
+	}
+	return ""
+}
+
+func (x *TaskResult) GetGotGpus() string {
+	if x != nil {
+		return x.GotGpus
+	}
+	return ""
+}
+
+func (x *TaskResult) GetGotNodes() []string {
+	if x != nil {
+		return x.GotNodes
+	}
+	return nil
 }
 
 type ResultsReply struct {
@@ -2821,7 +3056,7 @@ const file_wire_proto_rawDesc = "" +
 	"\bprogress\x18+ \x01(\v2\x13.htex.wire.ProgressH\x00R\bprogress\x12-\n" +
 	"\x05error\x18, \x01(\v2\x15.htex.wire.ErrorReplyH\x00R\x05error\x12\"\n" +
 	"\x03ack\x18- \x01(\v2\x0e.htex.wire.AckH\x00R\x03ackB\x06\n" +
-	"\x04body\"\xfe\x02\n" +
+	"\x04body\"\x81\x04\n" +
 	"\bRegister\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -2836,12 +3071,16 @@ const file_wire_proto_rawDesc = "" +
 	" \x01(\x03R\x0eblockEndUnixMs\x12\x18\n" +
 	"\arunning\x18\v \x03(\x04R\arunning\x12\x14\n" +
 	"\x05build\x18\f \x01(\tR\x05build\x12,\n" +
-	"\aunacked\x18\r \x03(\v2\x12.htex.wire.ResultsR\aunacked\"9\n" +
+	"\aunacked\x18\r \x03(\v2\x12.htex.wire.ResultsR\aunacked\x12\x1b\n" +
+	"\tslot_cpus\x18\x0e \x01(\x05R\bslotCpus\x12\x1b\n" +
+	"\tslot_gpus\x18\x0f \x01(\x05R\bslotGpus\x12$\n" +
+	"\x0eslot_mem_bytes\x18\x10 \x01(\x03R\fslotMemBytes\x12!\n" +
+	"\fmpi_launcher\x18\x11 \x01(\tR\vmpiLauncher\"9\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\x04R\arunning\x12\x12\n" +
 	"\x04busy\x18\x02 \x01(\x05R\x04busy\"0\n" +
 	"\x0eHeartbeatReply\x12\x1e\n" +
-	"\vnow_unix_ms\x18\x01 \x01(\x03R\tnowUnixMs\"\xe2\x02\n" +
+	"\vnow_unix_ms\x18\x01 \x01(\x03R\tnowUnixMs\"\x82\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x12\n" +
@@ -2861,9 +3100,15 @@ const file_wire_proto_rawDesc = "" +
 	"stderrPath\x12\x19\n" +
 	"\bargv_raw\x18\f \x03(\fR\aargvRaw\x12\x17\n" +
 	"\aenv_raw\x18\r \x03(\fR\x06envRaw\x12\x17\n" +
-	"\acwd_raw\x18\x0e \x01(\fR\x06cwdRaw\".\n" +
+	"\acwd_raw\x18\x0e \x01(\fR\x06cwdRaw\x12\x14\n" +
+	"\x05cores\x18\x0f \x01(\x05R\x05cores\x12\x12\n" +
+	"\x04gpus\x18\x10 \x01(\x05R\x04gpus\x12\x1b\n" +
+	"\tmem_bytes\x18\x11 \x01(\x03R\bmemBytes\x12\x14\n" +
+	"\x05slots\x18\x12 \x01(\x05R\x05slots\x12\x1b\n" +
+	"\tmpi_nodes\x18\x13 \x03(\tR\bmpiNodes\x12$\n" +
+	"\x0eranks_per_node\x18\x14 \x01(\x05R\franksPerNode\".\n" +
 	"\x05Tasks\x12%\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0f.htex.wire.TaskR\x05tasks\"\xc3\x02\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0f.htex.wire.TaskR\x05tasks\"\x81\x03\n" +
 	"\x06Result\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x16\n" +
@@ -2877,7 +3122,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x06stdout\x18\t \x01(\fR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\n" +
 	" \x01(\fR\x06stderr\x12\x18\n" +
-	"\aattempt\x18\v \x01(\x05R\aattempt\"H\n" +
+	"\aattempt\x18\v \x01(\x05R\aattempt\x12\x12\n" +
+	"\x04cpus\x18\f \x01(\tR\x04cpus\x12\x12\n" +
+	"\x04gpus\x18\r \x01(\tR\x04gpus\x12\x14\n" +
+	"\x05nodes\x18\x0e \x03(\tR\x05nodes\"H\n" +
 	"\aResults\x12+\n" +
 	"\aresults\x18\x01 \x03(\v2\x11.htex.wire.ResultR\aresults\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\" \n" +
@@ -2893,7 +3141,7 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"Reregister\"\x1f\n" +
 	"\vCancelTasks\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xdb\x02\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xde\x03\n" +
 	"\bTaskSpec\x12\x12\n" +
 	"\x04argv\x18\x01 \x03(\tR\x04argv\x12\x10\n" +
 	"\x03env\x18\x02 \x03(\tR\x03env\x12\x10\n" +
@@ -2912,7 +3160,12 @@ const file_wire_proto_rawDesc = "" +
 	"stderrPath\x12\x19\n" +
 	"\bargv_raw\x18\v \x03(\fR\aargvRaw\x12\x17\n" +
 	"\aenv_raw\x18\f \x03(\fR\x06envRaw\x12\x17\n" +
-	"\acwd_raw\x18\r \x01(\fR\x06cwdRaw\"y\n" +
+	"\acwd_raw\x18\r \x01(\fR\x06cwdRaw\x12\x14\n" +
+	"\x05cores\x18\x0e \x01(\x05R\x05cores\x12\x12\n" +
+	"\x04gpus\x18\x0f \x01(\x05R\x04gpus\x12\x1b\n" +
+	"\tmem_bytes\x18\x10 \x01(\x03R\bmemBytes\x12\x14\n" +
+	"\x05nodes\x18\x11 \x01(\x05R\x05nodes\x12$\n" +
+	"\x0eranks_per_node\x18\x12 \x01(\x05R\franksPerNode\"y\n" +
 	"\rSubmitRequest\x12)\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x13.htex.wire.TaskSpecR\x05tasks\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -2945,7 +3198,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x05slots\x18\x04 \x01(\x05R\x05slots\x12\x12\n" +
 	"\x04busy\x18\x05 \x01(\x05R\x04busy\x123\n" +
 	"\x16last_heartbeat_unix_ms\x18\x06 \x01(\x03R\x13lastHeartbeatUnixMs\x12\x1a\n" +
-	"\bdraining\x18\a \x01(\bR\bdraining\"\xa9\x03\n" +
+	"\bdraining\x18\a \x01(\bR\bdraining\"\xc3\x03\n" +
 	"\vStatusReply\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x17\n" +
 	"\arun_dir\x18\x02 \x01(\tR\x06runDir\x12\x16\n" +
@@ -2961,11 +3214,12 @@ const file_wire_proto_rawDesc = "" +
 	"\bprovider\x18\v \x01(\tR\bprovider\x12\x18\n" +
 	"\awarning\x18\f \x01(\tR\awarning\x12&\n" +
 	"\x0fstarted_unix_ms\x18\r \x01(\x03R\rstartedUnixMs\x12\x12\n" +
-	"\x04jobs\x18\x0e \x01(\x03R\x04jobs\"a\n" +
+	"\x04jobs\x18\x0e \x01(\x03R\x04jobs\x12\x18\n" +
+	"\awaiting\x18\x0f \x03(\tR\awaiting\"a\n" +
 	"\x0eResultsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
 	"\rafter_task_id\x18\x02 \x01(\x04R\vafterTaskId\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xe3\x03\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xb9\x05\n" +
 	"\n" +
 	"TaskResult\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x15\n" +
@@ -2990,7 +3244,15 @@ const file_wire_proto_rawDesc = "" +
 	"\vstdout_path\x18\x11 \x01(\tR\n" +
 	"stdoutPath\x12\x1f\n" +
 	"\vstderr_path\x18\x12 \x01(\tR\n" +
-	"stderrPath\"S\n" +
+	"stderrPath\x12\x14\n" +
+	"\x05cores\x18\x13 \x01(\x05R\x05cores\x12\x12\n" +
+	"\x04gpus\x18\x14 \x01(\x05R\x04gpus\x12\x1b\n" +
+	"\tmem_bytes\x18\x15 \x01(\x03R\bmemBytes\x12\x14\n" +
+	"\x05nodes\x18\x16 \x01(\x05R\x05nodes\x12$\n" +
+	"\x0eranks_per_node\x18\x17 \x01(\x05R\franksPerNode\x12\x19\n" +
+	"\bgot_cpus\x18\x18 \x01(\tR\agotCpus\x12\x19\n" +
+	"\bgot_gpus\x18\x19 \x01(\tR\agotGpus\x12\x1b\n" +
+	"\tgot_nodes\x18\x1a \x03(\tR\bgotNodes\"S\n" +
 	"\fResultsReply\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.htex.wire.TaskResultR\aresults\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"H\n" +
