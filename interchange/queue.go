@@ -29,6 +29,7 @@ type task struct {
 	retries    int32
 	attempts   int32 // attempts started so far
 	state      taskState
+	shape      shapeID // what it asks for beyond one slot (shapes.go)
 	pool       *pool
 	dispatched int64 // unix ns of the current attempt's start (a time.Time is 24 bytes)
 	submitted  int64 // unix ns of the submission, 0 = unknown (for the latency metrics)
