@@ -317,9 +317,11 @@ func (ix *Interchange) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		poolMsg := func(id, payload []byte) { st.poolMsg(now, id, payload) }
-		ix.drain(ix.workerSock, poolMsg)
+		// Clients first, each answered before anything else is done: a
+		// status must not wait behind the results of a thousand pools.
 		ix.drain(ix.clientSock, func(id, payload []byte) {
 			st.clientMsg(now, id, payload)
+			ix.act(w, rd)
 			// A submission of thousands of tasks takes milliseconds, and
 			// several can be waiting: keep the pools fed in between, or
 			// their prefetch runs dry behind a stream of submissions.
@@ -327,6 +329,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 			st.turn(now)
 			ix.act(w, rd)
 		})
+		ix.drain(ix.workerSock, poolMsg)
 		for {
 			if _, err := ix.wakeRecv.RecvBytes(zmq.DONTWAIT); err != nil {
 				break
