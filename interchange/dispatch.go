@@ -79,7 +79,7 @@ func (s *state) fill(p *pool) {
 		if t == nil {
 			break
 		}
-		if t.fields == nil {
+		if !t.fields.loaded() {
 			s.queue.push(t) // first again
 			s.wantLoad(t.id)
 			s.stalled = true
@@ -101,7 +101,7 @@ func (s *state) fill(p *pool) {
 		}
 		p.running[t.id] = t
 		free--
-		fields = append(fields, t.fields)
+		fields = append(fields, t.fields.bytes())
 		attempts = append(attempts, t.attempts)
 	}
 	for _, t := range aside {

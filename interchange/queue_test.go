@@ -103,3 +103,39 @@ func BenchmarkTaskQueue(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+// TestTaskFIFO pushes and pops across block boundaries against a slice.
+func TestTaskFIFO(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var f taskFIFO
+	var model []*task
+	next := uint64(1)
+	for step := range 5 * fifoBlock * 4 {
+		if rng.IntN(5) < 3 || len(model) == 0 { // grows over time, empties at times
+			tk := &task{id: next}
+			next++
+			f.push(tk)
+			model = append(model, tk)
+		} else {
+			if got := f.pop(); got != model[0] {
+				t.Fatalf("step %d: pop gave task %d, want %d", step, got.id, model[0].id)
+			}
+			model = model[1:]
+		}
+		if f.size != len(model) || (len(model) > 0 && (f.first() != model[0] || f.last() != model[len(model)-1])) {
+			t.Fatalf("step %d: size %d first %v last %v, model has %d", step, f.size, f.first(), f.last(), len(model))
+		}
+		if len(model) == 0 && (f.first() != nil || f.last() != nil) {
+			t.Fatalf("step %d: an empty FIFO returned a task", step)
+		}
+	}
+	for len(model) > 0 {
+		if got := f.pop(); got != model[0] {
+			t.Fatalf("draining: pop gave task %d, want %d", got.id, model[0].id)
+		}
+		model = model[1:]
+	}
+	if len(f.blocks) > 1 {
+		t.Errorf("%d blocks left in an empty FIFO, want at most one", len(f.blocks))
+	}
+}

@@ -76,7 +76,7 @@ func (s *state) spillTask(t *task) {
 // leaveQueue is called when a queued task stops being queued other than
 // by dispatch (which takes loaded tasks only).
 func (s *state) leaveQueue(t *task) {
-	if t.fields == nil {
+	if !t.fields.loaded() {
 		s.spilled--
 	}
 }
@@ -115,7 +115,7 @@ func (s *state) tasksLoaded(q readReq, rows []journal.Row, err error) {
 	for _, row := range rows {
 		id := uint64(row.Task.ID)
 		last = id
-		if t := s.tasks.get(id); t != nil && t.fields == nil {
+		if t := s.tasks.get(id); t != nil && !t.fields.loaded() {
 			if err := unsendableTask(&row.Task); err != nil { // from an older htex
 				if t.state == stQueued {
 					s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)

@@ -199,7 +199,7 @@ func (s *state) lose(p *pool, why string) {
 		t.pool = nil
 		if t.attempts <= t.retries {
 			t.state = stQueued
-			if t.fields == nil { // it was claimed by a pool that registered again
+			if !t.fields.loaded() { // it was claimed by a pool that registered again
 				s.spillTask(t)
 			}
 			s.queue.push(t)

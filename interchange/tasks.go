@@ -59,7 +59,7 @@ func (tt *taskTable) get(id uint64) *task {
 // remove forgets a finished task (its state already stDone).
 func (tt *taskTable) remove(t *task) {
 	t.state = stDone
-	t.fields, t.pool = nil, nil
+	t.fields, t.pool = encoded{}, nil
 	key := t.id >> pageBits
 	p := tt.pages[key]
 	p.live--

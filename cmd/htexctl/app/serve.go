@@ -100,7 +100,7 @@ func serveCommand() *cli.Command {
 }
 
 // daemonGCPercent is the daemon's GOGC. Most of its heap is long-lived:
-// the queued tasks (88 bytes each, interchange TestTaskSize), which the
+// the queued tasks (80 bytes each, interchange TestTaskSize), which the
 // default GOGC of 100 lets the heap double before a collection. At 50 the
 // heap peaks at 1.5 times what is live: 1,000,000 queued commands peak at
 // 226-233 MB instead of 261-292 MB, 10,000,000 at 1,448 MB instead of
