@@ -50,14 +50,24 @@ func New() *cli.App {
 
 // Main runs the CLI and returns the exit status. With HTEX_CPUPROFILE=PREFIX
 // set, each htexctl process (daemon, pool, client) writes a CPU profile to
-// PREFIX.<verb>.<pid> for `go tool pprof`: a developer aid for performance
-// work.
+// PREFIX.<verb>.<pid> for `go tool pprof`; with HTEX_MEMPROFILE=PREFIX, a
+// heap profile (what it allocated, where, over its life: `go tool pprof
+// -sample_index=alloc_space`) when it exits. Developer aids for
+// performance work.
 func Main(args []string) int {
 	if prefix := os.Getenv("HTEX_CPUPROFILE"); prefix != "" && len(args) > 1 {
 		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, args[1], os.Getpid())); err == nil {
 			pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
+	}
+	if prefix := os.Getenv("HTEX_MEMPROFILE"); prefix != "" && len(args) > 1 {
+		defer func() {
+			if f, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, args[1], os.Getpid())); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	a := New()
 	return exitStatus(a.Run(reorderArgs(a.Commands, args)))
