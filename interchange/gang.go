@@ -99,23 +99,8 @@ func (s *state) used(p *pool) int {
 // validateMPI checks the multi-node fields of a task spec (untrusted wire
 // input).
 func validateMPI(i int, t *wire.TaskSpec) error {
-	if t.Nodes < 0 {
-		return fmt.Errorf("task %d: nodes %d must be >= 1", i, t.Nodes)
-	}
-	if t.RanksPerNode < 0 {
-		return fmt.Errorf("task %d: ranks_per_node %d must be >= 1", i, t.RanksPerNode)
-	}
-	if t.Nodes <= 1 {
-		if t.RanksPerNode > 1 {
-			return fmt.Errorf("task %d: ranks_per_node %d needs nodes >= 2 (a task of one node starts its own ranks)", i, t.RanksPerNode)
-		}
-		return nil
-	}
-	if int64(t.Nodes)*int64(max(t.RanksPerNode, 1)) > launcher.MaxRanks {
-		return fmt.Errorf("task %d: nodes %d × ranks_per_node %d exceeds %d ranks", i, t.Nodes, t.RanksPerNode, launcher.MaxRanks)
-	}
-	if t.Cores != 0 || t.Gpus != 0 || t.MemBytes != 0 {
-		return fmt.Errorf("task %d: nodes %d: a multi-node task takes whole nodes; cores, gpus and mem do not apply to it", i, t.Nodes)
+	if err := wire.CheckNodes(t); err != nil {
+		return fmt.Errorf("task %d: %w", i, err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/htex/htex/wire"
 )
 
 // Multi-node (MPI) tasks. A task submitted with --nodes N runs on the first
@@ -48,7 +50,7 @@ func MPIKind(blockLauncher string) (kind, why string) {
 }
 
 // MaxRanks bounds nodes × ranks per node of one multi-node task.
-const MaxRanks = 1 << 20
+const MaxRanks = wire.MaxRanks
 
 // Prefix returns the command words that start ranksPerNode ranks on each
 // of nodes (the first node first) with the MPI launcher kind; a task's
