@@ -1,0 +1,131 @@
+package e2e
+
+// Multi-node (MPI) tasks, submit --nodes N (docs/mpi-tasks.md): a task runs
+// across N whole nodes of one block, starting its ranks with
+// $HTEX_MPI_PREFIX, and the nodes return to ordinary work after it.
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/htex/htex/internal/testenv"
+)
+
+// TestSlurmMPITask: on the local four-node Slurm, a --nodes 2 task whose
+// command is `$HTEX_MPI_PREFIX` followed by a command printing its node
+// prints the block's two nodes, while an ordinary task that was running
+// on one of them finished first; then ordinary tasks run on both nodes
+// again.
+func TestSlurmMPITask(t *testing.T) {
+	requireSlurm(t)
+	d := startSlurmDaemon(t, slurmConfig(2, 1, 1, "", "", `kind = "none"`))
+	st := slurmWait(t, d, "two pools", 2*time.Minute, func(s slurmStatus) bool { return len(s.Pools) == 2 })
+	var nodes []string
+	for _, p := range st.Pools {
+		nodes = append(nodes, p.Node)
+	}
+	slices.Sort(nodes)
+
+	// An ordinary task holds a slot when the MPI task comes: the MPI task
+	// waits for it, and status says so.
+	busy := d.Submit("--timeout", "90s", "--", "sleep", "5")
+	slurmWait(t, d, "the ordinary task to run", time.Minute, func(s slurmStatus) bool { return s.Running == 1 })
+	mpi := d.Submit("--nodes", "2", "--timeout", "90s", "--", "sh", "-c",
+		`$HTEX_MPI_PREFIX sh -c 'echo "rank $SLURM_PROCID of $SLURM_NTASKS on $SLURMD_NODENAME"'; echo "prefix: $HTEX_MPI_PREFIX"; echo "nodes: $HTEX_MPI_NODELIST $HTEX_NUM_NODES $HTEX_RANKS_PER_NODE"`)
+	st = slurmWait(t, d, "the MPI task to hold both pools", time.Minute, func(s slurmStatus) bool {
+		return len(s.Waiting) == 1 && strings.Contains(s.Waiting[0], "holds 2 pools of block 1; waiting for their 1 running tasks")
+	})
+	t.Logf("status: waiting: %s", st.Waiting[0])
+	if code := d.WaitJob(mpi); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	if code := d.WaitJob(busy); code != 0 {
+		t.Errorf("wait for the ordinary task: exit %d", code)
+	}
+	r := d.Results(mpi)[0]
+	var ranks, on []string
+	prefix := ""
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		switch f := strings.Fields(l); {
+		case len(f) == 6 && f[0] == "rank" && f[3] == "2":
+			ranks, on = append(ranks, f[1]), append(on, f[5])
+		case strings.HasPrefix(l, "prefix: "):
+			prefix = strings.TrimPrefix(l, "prefix: ")
+		}
+	}
+	slices.Sort(ranks)
+	slices.Sort(on)
+	if r.State != "succeeded" || !slices.Equal(ranks, []string{"0", "1"}) || !slices.Equal(on, nodes) {
+		t.Fatalf("MPI task on %s: state %s exit %d error %q\nstdout %q: want ranks 0 and 1 of 2, one on each of %v\nstderr %q\n%s",
+			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, nodes, r.Stderr, slurmBlockStderr(d))
+	}
+	if !strings.HasPrefix(prefix, "srun -N 2 -n 2 --ntasks-per-node 1 --nodelist "+r.Node+",") || !strings.HasSuffix(prefix, " --overlap") {
+		t.Errorf("HTEX_MPI_PREFIX %q: want srun for both nodes, the task's own (%s) first", prefix, r.Node)
+	}
+	if strings.Contains(r.Stderr, "step creation temporarily disabled") {
+		t.Errorf("the ranks' step waited for resources:\n%s", r.Stderr)
+	}
+	t.Logf("MPI task on %s: %q", r.Node, r.Stdout)
+
+	// Both nodes take ordinary tasks again: eight tasks on four slots,
+	// each holding its slot until all have started, so that every slot of
+	// both pools runs two of them.
+	gate := t.TempDir()
+	job := d.Submit("--timeout", "90s", "--env", "GATE="+gate, "--array", "1-8", "--", "sh", "-c",
+		`touch "$GATE/{}"; i=0; while [ "$(ls "$GATE" | wc -l)" -lt 4 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`)
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	byNode := map[string]int{}
+	for _, r := range d.Results(job) {
+		if r.State != "succeeded" {
+			t.Errorf("task %d: %s %q", r.TaskID, r.State, r.Error)
+		}
+		byNode[r.Node]++
+	}
+	if len(byNode) != 2 || byNode[nodes[0]] == 0 || byNode[nodes[1]] == 0 {
+		t.Errorf("ordinary tasks after the MPI task ran on %v, want both of %v", byNode, nodes)
+	}
+	if st := d.Status(); len(st.Waiting) != 0 {
+		t.Errorf("status still says tasks wait: %q", st.Waiting)
+	}
+}
+
+// TestMPITaskRefusedAtSubmit: a --nodes 2 task is refused at submit when a
+// block has one node, and when the launcher cannot start ranks on chosen
+// nodes; the message names the values. No block needs to start.
+func TestMPITaskRefusedAtSubmit(t *testing.T) {
+	testenv.Integration(t)
+	for _, c := range []struct {
+		name, cfg string
+		want      []string
+	}{
+		{"Slurm block of one node", slurmConfig(1, 0, 1, "", "", `kind = "none"`),
+			[]string{"--nodes 2 exceeds provider.nodes_per_block 1"}},
+		{"local launcher single", `
+[executor]
+label = "mpi-refused"
+[provider]
+kind = "local"
+init_blocks = 0
+`, []string{"--nodes 2 exceeds provider.nodes_per_block 1", "launcher single starts one pool"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := testenv.StartDaemon(t, c.cfg)
+			out, errOut, code := d.Run("submit", "--nodes", "2", "--", "hostname")
+			for _, w := range c.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q", w)
+				}
+			}
+			if code == 0 || out != "" {
+				t.Errorf("submit --nodes 2: exit %d, stdout %q, stderr %q: want a refusal", code, out, errOut)
+			}
+			if st := d.Status(); st.Jobs != 0 {
+				t.Errorf("%d jobs after a refused submit, want 0", st.Jobs)
+			}
+		})
+	}
+}
