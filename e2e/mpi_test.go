@@ -5,6 +5,9 @@ package e2e
 // $HTEX_MPI_PREFIX, and the nodes return to ordinary work after it.
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -128,4 +131,103 @@ init_blocks = 0
 			}
 		})
 	}
+}
+
+// TestPBSEmulatorMPITask: in a two-node PBS block of the emulator, whose
+// mpiexec (PALS style) started the pools, a --nodes 2 --ranks-per-node 2
+// task runs `$HTEX_MPI_PREFIX` as mpiexec -n 4 --ppn 2 --hosts <both
+// nodes>: two ranks on each node of the block.
+func TestPBSEmulatorMPITask(t *testing.T) {
+	testenv.Integration(t)
+	e := buildPBSEmulator(t)
+	d := testenv.StartDaemonEnv(t, pbsConfig(1, "simple"), e.env()...)
+	st := pbsWaitStatus(t, d, "two pools of block 1 registered", func(st pbsStatus) bool {
+		return len(st.Pools) == 2 && len(st.Blocks) == 1 && st.Blocks[0].JobID != ""
+	})
+	nodes := emuNodes(st.Blocks[0].JobID, 2)
+	job := d.Submit("--nodes", "2", "--ranks-per-node", "2", "--timeout", "60s", "--", "sh", "-c",
+		`$HTEX_MPI_PREFIX sh -c 'echo "rank $PALS_RANKID on $HTEX_NODE_NAME"'; echo "prefix: $HTEX_MPI_PREFIX"`)
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	r := d.Results(job)[0]
+	var ranks []string
+	prefix := ""
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		if p, ok := strings.CutPrefix(l, "prefix: "); ok {
+			prefix = p
+			continue
+		}
+		ranks = append(ranks, l)
+	}
+	slices.Sort(ranks)
+	other := nodes[0]
+	if r.Node == nodes[0] {
+		other = nodes[1]
+	}
+	// --hosts lists the task's node first: ranks 0 and 1 run there.
+	want := []string{"rank 0 on " + r.Node, "rank 1 on " + r.Node, "rank 2 on " + other, "rank 3 on " + other}
+	slices.Sort(want)
+	if r.State != "succeeded" || !slices.Equal(ranks, want) || prefix != "mpiexec -n 4 --ppn 2 --hosts "+r.Node+","+other {
+		t.Errorf("MPI task on %s: state %s exit %d error %q\nranks %q, want %q\nprefix %q\nstderr %q\n%s",
+			r.Node, r.State, r.ExitCode, r.Error, ranks, want, prefix, r.Stderr, testenv.Tail(d.Log(), 30))
+	}
+}
+
+// TestOpenPBSMPITask: on the local four-node OpenPBS, in a two-node block
+// whose pools pbsdsh started, a --nodes 2 task runs `$HTEX_MPI_PREFIX
+// <program>`, which is MPICH's mpiexec with the block's two hosts: one
+// rank on each node, started by that node's pbs_mom (through pbs_tmrsh,
+// as the pools' environment tells hydra), and an MPI program's ranks
+// exchange data.
+func TestOpenPBSMPITask(t *testing.T) {
+	env := requireOpenPBS(t)
+	requireHydra(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ranks := filepath.Join(dir, "rank.sh")
+	if err := os.WriteFile(ranks, []byte(rankScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hello := filepath.Join(dir, "hello")
+	if err := os.WriteFile(hello+".c", []byte(mpiHello), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mpicc", "-o", hello, hello+".c").CombinedOutput(); err != nil {
+		t.Fatalf("mpicc: %v\n%s", err, out)
+	}
+	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("mpitask"), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
+	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
+	jobID := st.Blocks[0].JobID
+	hosts := openpbsHosts(openpbsJobs(t, env, jobID)[jobID].ExecHost)
+
+	job := d.Submit("--nodes", "2", "--timeout", "60s", "--", "sh", "-c", `$HTEX_MPI_PREFIX "$0" && $HTEX_MPI_PREFIX "$1"`, ranks, hello)
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	r := d.Results(job)[0]
+	var rankNodes, mpi []string
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		// "rank <r> of 2 node <node>" (rank.sh), "mpi rank <r> of 2 sum 1" (hello)
+		if f := strings.Fields(line); len(f) == 6 && f[0] == "rank" && f[3] == "2" {
+			rankNodes = append(rankNodes, f[1]+"@"+f[5])
+		} else if strings.HasPrefix(line, "mpi ") {
+			mpi = append(mpi, line)
+		}
+	}
+	slices.Sort(mpi)
+	other := hosts[0]
+	if r.Node == hosts[0] {
+		other = hosts[1]
+	}
+	// The task's own node comes first in --hosts: rank 0 runs there.
+	want := []string{"0@" + r.Node, "1@" + other}
+	slices.Sort(rankNodes)
+	if r.State != "succeeded" || !slices.Equal(rankNodes, want) || !slices.Equal(mpi, []string{"mpi rank 0 of 2 sum 1", "mpi rank 1 of 2 sum 1"}) {
+		t.Fatalf("task on %s: state %s exit %d error %q\nstdout %q: want ranks %v, then the MPI program's two ranks, sum 1\nstderr %q\n%s",
+			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, want, r.Stderr, slurmBlockStderr(d))
+	}
+	t.Logf("task on %s (block %s on %v): %q", r.Node, jobID, hosts, r.Stdout)
 }
