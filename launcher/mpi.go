@@ -76,15 +76,17 @@ const MaxRanks = wire.MaxRanks
 //     ENVIRONMENT VARIABLES); the explicit options win: "Command line
 //     options always override environment variable settings".
 //   - mpiexec: mpiexec -n <n*r> --ppn <r> --hosts <n1,n2,...>.
-//     HPE Cray PALS as documented for Polaris by ALCF
-//     (https://docs.alcf.anl.gov/polaris/running-jobs/: "mpiexec -n
-//     ${NTOTRANKS} --ppn ${NRANKS_PER_NODE} ..."; --hosts takes a
-//     comma-separated host list), and MPICH's hydra (mpiexec(1) of MPICH,
-//     src/pm/hydra/mansrc/mpiexec.txt and the MPICH wiki "Using the Hydra
-//     Process Manager": -n, -ppn "processes per node", -hosts a comma
-//     list; hydra 4.0.2 accepts the options with one dash or two, checked
-//     on Debian 12). Parsl's MPI mode composes the same command
-//     (parsl/executors/high_throughput/mpi_prefix_composer.py).
+//     HPE Cray PALS, as ALCF documents it for Polaris ("Running Jobs on
+//     Polaris", https://docs.alcf.anl.gov/polaris/running-jobs/, section
+//     "Running MPI+OpenMP Applications": "-n total number of MPI ranks",
+//     "-ppn number of MPI ranks per node", and "--hostfile ... the default
+//     is --hostfile $PBS_NODEFILE", which --hosts narrows to the task's
+//     nodes), and MPICH's hydra (mpiexec -help of hydra 4.0.2, Debian 12:
+//     "-hosts {host list} comma separated host list", "-ppn processes per
+//     node"; it accepts each option with one dash or two, checked here).
+//     Parsl's MPI mode composes the same command for both
+//     (parsl/executors/high_throughput/mpi_prefix_composer.py:
+//     mpiexec -n <ranks> -ppn <r> -hosts <nodes>).
 func Prefix(kind string, nodes []string, ranksPerNode int) (string, error) {
 	if len(nodes) == 0 {
 		return "", fmt.Errorf("MPI prefix: no nodes")
