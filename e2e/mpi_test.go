@@ -5,11 +5,13 @@ package e2e
 // $HTEX_MPI_PREFIX, and the nodes return to ordinary work after it.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +232,72 @@ func TestOpenPBSMPITask(t *testing.T) {
 			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, want, r.Stderr, slurmBlockStderr(d))
 	}
 	t.Logf("task on %s (block %s on %v): %q", r.Node, jobID, hosts, r.Stdout)
+}
+
+// poolOnNode is the pid of the run's pool process whose HTEX_NODE_NAME is
+// node (the PBS emulator's mpiexec names each rank's node so), or 0.
+func poolOnNode(t *testing.T, runDir, node string) int {
+	t.Helper()
+	for _, pid := range secProcesses(t, "worker", runDir) {
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if slices.Contains(strings.Split(string(env), "\x00"), "HTEX_NODE_NAME="+node) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestPBSEmulatorMPITaskLostNode: a pool of a running two-node task that
+// is killed (not the one running the task) takes the attempt with it: the
+// task is stopped, counted as lost, and runs again on two pools of the
+// other block, only after its first attempt has stopped; it succeeds with
+// two attempts.
+func TestPBSEmulatorMPITaskLostNode(t *testing.T) {
+	testenv.Integration(t)
+	e := buildPBSEmulator(t)
+	d := testenv.StartDaemonEnv(t, pbsConfig(2, "none"), e.env()...)
+	pbsWaitStatus(t, d, "four pools of two blocks", func(st pbsStatus) bool { return len(st.Pools) == 4 })
+	gate := t.TempDir()
+	job := d.Submit("--nodes", "2", "--timeout", "120s", "--env", "GATE="+gate, "--", "sh", "-c", `
+if [ "$HTEX_ATTEMPT" = 1 ]; then
+	echo "$HTEX_MPI_NODELIST" > "$GATE/nodes"
+	trap 'touch "$GATE/stopped"; exit 143' TERM
+	$HTEX_MPI_PREFIX sleep 300 &
+	wait
+	exit 1
+fi
+[ -e "$GATE/stopped" ] && echo "first attempt had stopped"
+$HTEX_MPI_PREFIX sh -c 'echo "rank on $HTEX_NODE_NAME"'`)
+	var nodes []string
+	for deadline := time.Now().Add(time.Minute); len(nodes) != 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first attempt did not start:\n%s", testenv.Tail(d.Log(), 30))
+		}
+		b, _ := os.ReadFile(filepath.Join(gate, "nodes"))
+		nodes = strings.Split(strings.TrimSpace(string(b)), ",")
+		if len(nodes) == 1 && nodes[0] == "" {
+			nodes = nil
+		}
+	}
+	victim := poolOnNode(t, d.RunDir, nodes[1])
+	if victim == 0 {
+		t.Fatalf("no pool process on node %s", nodes[1])
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.WaitJob(job); code != 0 {
+		t.Errorf("wait: exit %d", code)
+	}
+	r := d.Results(job)[0]
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	slices.Sort(lines)
+	if r.State != "succeeded" || r.Attempts != 2 || len(lines) != 3 || lines[0] != "first attempt had stopped" ||
+		!strings.HasPrefix(lines[1], "rank on ") || lines[1] == lines[2] || slices.Contains(nodes, strings.TrimPrefix(lines[1], "rank on ")) {
+		t.Errorf("task: state %s attempts %d error %q\nstdout %q: want the second attempt, after the first stopped, on two other nodes than %v\nstderr %q\n%s",
+			r.State, r.Attempts, r.Error, r.Stdout, nodes, r.Stderr, testenv.Tail(d.Log(), 30))
+	}
+	if log := d.Log(); !strings.Contains(log, "a node of a running multi-node task was lost") {
+		t.Errorf("the daemon log does not say the task was stopped for its lost node:\n%s", testenv.Tail(log, 30))
+	}
 }

@@ -327,6 +327,8 @@ func (s *state) gangPoolLost(p *pool, why string) {
 			first := g.pools[0]
 			s.toPool(first.ident, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: []uint64{g.t.id}}}})
 			s.event("mpi_task_lost", p.reg.BlockId, p.id, g.t.id, g.lost)
+			s.log.Warn("a node of a running multi-node task was lost: stopping the task, to run it again", "task", g.t.id,
+				"pool", first.id, "lost_pool", p.id, "lost_node", p.reg.Node)
 		}
 		rest := g.pools[1:]
 		g.pools = g.pools[:1]
