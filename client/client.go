@@ -339,6 +339,9 @@ func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec
 		if err := wire.CheckTask(s); err != nil {
 			return 0, fmt.Errorf("submit: task %d: %w", i, err)
 		}
+		if err := wire.CheckNodes(s); err != nil {
+			return 0, fmt.Errorf("submit: task %d: %w", i, err)
+		}
 	}
 	var jobID uint64
 	start := 0

@@ -233,6 +233,7 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: d.jr, Log: d.log, Blocks: d.blocks, Warning: warning,
 			DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(d.opt.Metrics),
+			MPI: interchange.MPISettingsFor(cfg.Provider.NodesPerBlock, cfg.Provider.Launcher),
 		}
 	}
 	ix, err := interchange.New(opts(clientPort, workerPort))

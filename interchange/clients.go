@@ -80,7 +80,7 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	if err := wire.CheckTask(t); err != nil {
 		return fmt.Errorf("task %d: %w", i, err)
 	}
-	return nil
+	return validateMPI(i, t)
 }
 
 func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
@@ -97,6 +97,15 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 			s.replyError(id, reqID, "submit: %v", err)
 			return
 		}
+		if err := s.admitMPI(i, t); err != nil {
+			s.replyError(id, reqID, "submit: %v", err)
+			return
+		}
+	}
+	shapes, err := s.internShapes(r.Tasks)
+	if err != nil {
+		s.replyError(id, reqID, "submit: %v", err)
+		return
 	}
 	var j *job
 	if r.JobId != 0 {
@@ -116,13 +125,17 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		s.pending.Jobs = append(s.pending.Jobs, journal.Job{ID: int64(j.id), Name: r.Name, SubmittedAt: s.now})
 	}
 	first := s.nextTask
-	for _, spec := range r.Tasks {
+	for i, spec := range r.Tasks {
 		retries := spec.Retries
 		if retries < 0 {
 			retries = int32(s.cfg.DefaultRetries)
 		}
+		var shape shapeID
+		if shapes != nil {
+			shape = shapes[i]
+		}
 		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority,
-			submitted: s.now.UnixNano()})
+			submitted: s.now.UnixNano(), shape: shape})
 		if s.spill() {
 			s.spillTask(t)
 		} else {
@@ -159,7 +172,7 @@ func (s *state) status() *wire.StatusReply {
 	for _, p := range s.poolOrder {
 		r.Running += int64(len(p.running))
 		r.Pools = append(r.Pools, &wire.PoolStatus{Id: p.id, Node: p.reg.Node, BlockId: p.reg.BlockId, Slots: p.reg.Slots,
-			Busy: int32(len(p.running)), LastHeartbeatUnixMs: p.lastSeen.UnixMilli(), Draining: p.draining})
+			Busy: int32(min(s.used(p), int(p.reg.Slots))), LastHeartbeatUnixMs: p.lastSeen.UnixMilli(), Draining: p.draining})
 		b := perBlock[p.reg.BlockId]
 		if b == nil {
 			b = &wire.BlockStatus{Id: p.reg.BlockId}
@@ -167,12 +180,13 @@ func (s *state) status() *wire.StatusReply {
 		}
 		b.Pools++
 		b.Slots += p.reg.Slots
-		b.Busy += int32(len(p.running))
+		b.Busy += int32(min(s.used(p), int(p.reg.Slots)))
 		if !p.idleSince.IsZero() && (b.IdleSinceUnixMs == 0 || p.idleSince.UnixMilli() > b.IdleSinceUnixMs) {
 			b.IdleSinceUnixMs = p.idleSince.UnixMilli()
 		}
 	}
 	r.Queued = int64(s.tasks.len()) - r.Running
+	r.Waiting = s.gangWaiting()
 	if bs := s.cfg.Blocks; bs != nil {
 		for _, b := range bs.BlockStatuses() {
 			if pb := perBlock[b.Id]; pb != nil {
@@ -327,6 +341,9 @@ func (s *state) cancelJob(id []byte, reqID uint64, jobID uint64) {
 		case stQueued:
 			s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_CANCELLED, Error: "cancelled before it ran"}, nil)
 		case stRunning:
+			if t.shape != 0 {
+				s.gangCancelled(t)
+			}
 			if byPool[t.pool] == nil {
 				pools = append(pools, t.pool)
 			}

@@ -41,7 +41,7 @@ func (st *State) DrainBlock(blockID int64) {
 // done in one step of the loop, so no task is dispatched in between.
 func (st *State) DrainIdleBlock(blockID int64) bool {
 	for _, p := range st.s.poolOrder {
-		if p.reg.BlockId == blockID && len(p.running) > 0 {
+		if p.reg.BlockId == blockID && (len(p.running) > 0 || p.gang != nil) { // held for a multi-node task: not idle
 			return false
 		}
 	}

@@ -54,12 +54,14 @@ type config struct {
 	// Observer hears what the metrics count; called on the loop, it
 	// never blocks. May be nil.
 	Observer Observer
+	// MPI says which multi-node tasks the run can start (gang.go).
+	MPI MPISettings
 }
 
 func configOf(o Options) config {
 	return config{Label: o.Label, RunDir: o.RunDir, Provider: o.Provider, Warning: o.Warning,
 		Encrypted: o.Encrypted, HeartbeatThreshold: o.HeartbeatThreshold, DrainPeriod: o.DrainPeriod,
-		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer}
+		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer, MPI: o.MPI}
 }
 
 // peer says which channel a message goes out on.

@@ -39,8 +39,8 @@ func (r *poolRing) pop() *pool {
 
 // wants reports whether a pool may take tasks now.
 func (s *state) wants(p *pool) bool {
-	free := p.capacity - len(p.running)
-	return !p.gone && free > 0 && !s.draining(p) && s.refillDue(p, free)
+	free := p.capacity - s.used(p)
+	return !p.gone && p.gang == nil && free > 0 && !s.draining(p) && s.refillDue(p, free)
 }
 
 // markReady puts a pool in the ring if it may take tasks and is not there.
@@ -55,6 +55,9 @@ func (s *state) markReady(p *pool) {
 // spilled task (spill.go) until it is loaded.
 func (s *state) dispatch() {
 	s.stalled = false
+	if len(s.gangs.list) > 0 {
+		s.gangStep()
+	}
 	for n := s.ready.len(); n > 0 && s.queue.Len() > 0 && !s.stalled; n-- {
 		p := s.ready.pop()
 		p.inReady = false
@@ -69,7 +72,7 @@ func (s *state) dispatch() {
 // fill hands a pool queued tasks up to its free capacity, in priority
 // order, skipping those whose time limit does not fit its block.
 func (s *state) fill(p *pool) {
-	free := p.capacity - len(p.running)
+	free := p.capacity - s.used(p)
 	var fields [][]byte
 	var attempts []int32
 	var aside []*task
@@ -84,6 +87,12 @@ func (s *state) fill(p *pool) {
 			s.wantLoad(t.id)
 			s.stalled = true
 			break
+		}
+		if t.shape != 0 && s.gangTake(t) { // a multi-node task (gang.go)
+			if p.gang != nil {
+				break // p is reserved for it
+			}
+			continue
 		}
 		if !s.fits(t, p) {
 			aside = append(aside, t)
@@ -121,7 +130,7 @@ func (s *state) fill(p *pool) {
 // results instead of one per result.
 func (s *state) refillDue(p *pool, free int) bool {
 	prefetch := p.capacity - int(p.reg.Slots)
-	return len(p.running) < int(p.reg.Slots) || free >= max(1, prefetch/2)
+	return s.used(p) < int(p.reg.Slots) || free >= max(1, prefetch/2)
 }
 
 // draining reports whether a pool takes no new tasks: it drains (it said

@@ -76,6 +76,10 @@ type Options struct {
 	// DrainPeriod (executor.drain_period): a pool whose block ends within
 	// it gets no new tasks. 0 = only when the pool says it drains.
 	DrainPeriod time.Duration
+
+	// MPI (provider.nodes_per_block and launcher, MPISettingsFor) bounds
+	// the multi-node tasks submit accepts; zero = none.
+	MPI MPISettings
 }
 
 // Stats is a snapshot for the scaler, refreshed by the loop.

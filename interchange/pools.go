@@ -166,6 +166,9 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 			s.log.Info("ignoring a result for a task another pool holds", "pool", id, "task", r.TaskId)
 			continue
 		}
+		if t.shape != 0 && s.gangResult(t, r, p) { // its gang lost a pool (gang.go)
+			continue
+		}
 		// The final attempt is recorded in the task's result row; attempts
 		// holds the earlier ones (lost pools), so a task costs two rows.
 		s.finish(t, r, p)

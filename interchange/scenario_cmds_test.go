@@ -103,6 +103,14 @@ func (h *harness) run(c scenarioCase) (string, error) {
 			return "", err
 		}
 		h.cfg.KeepLoaded, h.cfg.LoadBatch = int(keep), int(batch)
+		npb, err := a.int("nodes-per-block", 0)
+		if err != nil {
+			return "", err
+		}
+		h.cfg.MPI = MPISettings{}
+		if npb > 0 {
+			h.cfg.MPI = MPISettingsFor(int(npb), a.str("launcher", "srun"))
+		}
 		h.now = t0
 		h.reset()
 		return "", nil
@@ -245,6 +253,9 @@ func describe(m *wire.Envelope) string {
 			if t.Attempt > 1 {
 				x += "#" + strconv.Itoa(int(t.Attempt))
 			}
+			if len(t.MpiNodes) > 0 {
+				x += fmt.Sprintf("[on %s x%d]", strings.Join(t.MpiNodes, ","), t.RanksPerNode)
+			}
 			s = append(s, x)
 		}
 		return "tasks " + strings.Join(s, ",")
@@ -291,6 +302,9 @@ func describe(m *wire.Envelope) string {
 		}
 		for _, bl := range r.Blocks {
 			s += fmt.Sprintf(" block=%d:%s:%d/%d", bl.Id, bl.State, bl.Busy, bl.Slots)
+		}
+		for _, w := range r.Waiting {
+			s += "\n  waiting: " + w
 		}
 		return s
 	case *wire.Envelope_ResultsReply:
@@ -527,6 +541,23 @@ func (h *harness) dump() string {
 		}
 		if !p.blockEnd.IsZero() {
 			fmt.Fprintf(&b, " ends=%s", since(p.blockEnd))
+		}
+		if g := p.gang; g != nil {
+			fmt.Fprintf(&b, " held-by=%d", g.t.id)
+			if g.running {
+				b.WriteString("(running)")
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, g := range s.gangs.list {
+		var pools []string
+		for _, p := range g.pools {
+			pools = append(pools, p.id)
+		}
+		fmt.Fprintf(&b, "gang %d: nodes=%d pools=%s running=%v", g.t.id, g.nodes, strings.Join(pools, ","), g.running)
+		if g.lost != "" {
+			fmt.Fprintf(&b, " lost=%q", g.lost)
 		}
 		b.WriteString("\n")
 	}

@@ -75,7 +75,7 @@ func resultsOf(a args, now time.Time) (*wire.Results, error) {
 }
 
 var poolCmds = map[string]func(h *harness, a args) ([]byte, error){
-	// register POOL slots=N prefetch=N block=N end=+D running=1,2 ident=X
+	// register POOL slots=N prefetch=N block=N end=+D running=1,2 ident=X mpi=srun
 	// unacked=SEQ/TASK:OUTCOME/...  (one unacked Results message)
 	"register": func(h *harness, a args) ([]byte, error) {
 		r := &wire.Register{PoolId: a.str("id", a.rest[0]), Node: "node-" + a.rest[0], Hostname: a.rest[0]}
@@ -92,6 +92,7 @@ var poolCmds = map[string]func(h *harness, a args) ([]byte, error){
 			return nil, err
 		}
 		r.Slots, r.Prefetch, r.BlockId = int32(slots), int32(prefetch), block
+		r.MpiLauncher = a.str("mpi", "")
 		if v, ok := a.kv["end"]; ok {
 			t, err := offset(v)
 			if err != nil {
@@ -183,6 +184,19 @@ func taskSpec(line string) (*wire.TaskSpec, error) {
 			t.Retries = int32(n)
 		case "env":
 			t.Env = append(t.Env, v)
+		case "nodes", "ranks", "cores":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s=%q", k, v)
+			}
+			switch k {
+			case "nodes":
+				t.Nodes = int32(n)
+			case "ranks":
+				t.RanksPerNode = int32(n)
+			default:
+				t.Cores = int32(n)
+			}
 		default:
 			t.Argv = append(t.Argv, f)
 		}

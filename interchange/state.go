@@ -44,9 +44,10 @@ type pool struct {
 	idleSince time.Time
 	draining  bool
 	blockEnd  time.Time
-	inReady   bool // in state.ready
-	gone      bool // removed: lost or left
-	done      int  // results of its tasks received
+	inReady   bool  // in state.ready
+	gone      bool  // removed: lost or left
+	done      int   // results of its tasks received
+	gang      *gang // the multi-node task that holds it (gang.go)
 }
 
 // post is work to do once a journal batch has committed.
@@ -72,8 +73,10 @@ type state struct {
 	log *slog.Logger
 	now time.Time
 
-	tasks taskTable
-	arena taskArena
+	tasks  taskTable
+	arena  taskArena
+	shapes shapeTable // of unfinished tasks (shapes.go)
+	gangs  gangSet    // multi-node tasks out of the queue (gang.go)
 	// spilled tasks (spill.go)
 	spilled       int    // queued tasks without their encoding
 	loading       bool   // a load is in flight
@@ -185,6 +188,9 @@ func (s *state) tick(now time.Time) {
 
 // lose removes a pool and retries or fails its tasks.
 func (s *state) lose(p *pool, why string) {
+	if p.gang != nil {
+		s.gangPoolLost(p, why)
+	}
 	s.removePool(p)
 	ended := s.now
 	s.pending.Pools = append(s.pending.Pools, journal.Pool{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
@@ -231,6 +237,10 @@ func (s *state) event(kind string, block int64, poolID string, taskID uint64, ms
 func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	if t.state == stQueued {
 		s.leaveQueue(t)
+	}
+	if t.shape != 0 {
+		s.gangFinished(t)
+		s.shapes.release(t.shape)
 	}
 	s.tasks.remove(t) // state stDone
 	if j := s.jobs[t.jobID]; j != nil {
@@ -289,7 +299,7 @@ func (s *state) snapshot(now time.Time) Stats {
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: len(p.running), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: s.used(p), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })

@@ -62,6 +62,10 @@ const cmdFile = `"${HTEX_BLOCK_DIR:-$PWD}/worker.sh"`
 //   - aprun: aprun -n <nodes> -N 1 <options> /bin/bash <file>
 //   - pbsdsh (plain PBS Professional / OpenPBS): pbsdsh -n <i> <options> once
 //     per distinct host of $PBS_NODEFILE (see pbsdsh.go)
+//
+// The command file of srun, mpiexec and pbsdsh exports HTEX_MPI_LAUNCHER
+// (MPIKind), which the pool reads: its node can start the ranks of
+// multi-node tasks.
 func Line(kind string, workerCmd string, nodes int, options string) (string, error) {
 	if strings.TrimSpace(workerCmd) == "" {
 		return "", fmt.Errorf("launcher %s: empty worker command", kind)
@@ -109,6 +113,11 @@ func Line(kind string, workerCmd string, nodes int, options string) (string, err
 	fmt.Fprintf(&b, "# then %s runs it once per node.\n", kind)
 	fmt.Fprintf(&b, "cat > %s <<'%s'\n", cmdFile, heredocEnd)
 	b.WriteString(prologue)
+	if mpi, _ := MPIKind(kind); mpi != "" {
+		// The pool tells the interchange how its node starts the ranks of
+		// a multi-node task (htexctl worker --mpi-launcher, mpi.go).
+		b.WriteString("export HTEX_MPI_LAUNCHER=" + mpi + "\n")
+	}
 	b.WriteString(withNewline(workerCmd))
 	b.WriteString(heredocEnd + "\n")
 	b.WriteString(run + "\n")

@@ -123,7 +123,7 @@ func (c *pathCache) lookPath(name string) (string, error) {
 // execTask runs one task to completion on the calling thread (whose CPU
 // mask the child inherits) and returns its result.
 func (s *slot) execTask(t *wire.Task) *wire.Result {
-	res := &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt}
+	res := &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt, Nodes: t.MpiNodes}
 	start := time.Now()
 	res.StartUnixUs = start.UnixMicro()
 	fail := func(kind wire.ErrorKind, format string, args ...any) *wire.Result {
@@ -338,16 +338,20 @@ func readTail(path string, tl *tail) {
 // taskEnv is the slot's environment plus the task's own variables; a task
 // variable overrides a slot variable of the same name.
 func (s *slot) taskEnv(t *wire.Task) []string {
-	env := make([]string, 0, len(s.env)+6+len(t.Env))
+	slotEnv := s.env
+	if len(t.MpiNodes) > 0 { // the node's, not the slot's (mpi.go)
+		slotEnv = s.mpiEnv
+	}
+	env := make([]string, 0, len(slotEnv)+11+len(t.Env))
 	if len(t.Env) == 0 {
-		env = append(env, s.env...)
+		env = append(env, slotEnv...)
 	} else {
 		override := make(map[string]bool, len(t.Env))
 		for _, kv := range t.Env {
 			k, _, _ := strings.Cut(kv, "=")
 			override[k] = true
 		}
-		for _, kv := range s.env {
+		for _, kv := range slotEnv {
 			k, _, _ := strings.Cut(kv, "=")
 			if !override[k] {
 				env = append(env, kv)
@@ -360,6 +364,10 @@ func (s *slot) taskEnv(t *wire.Task) []string {
 		"HTEX_ATTEMPT="+strconv.Itoa(int(t.Attempt)))
 	if t.ArrayIndex >= 0 {
 		env = append(env, "HTEX_ARRAY_INDEX="+strconv.FormatInt(t.ArrayIndex, 10))
+	}
+	if len(t.MpiNodes) > 0 {
+		vars, _ := mpiVars(s.p.opt.MPILauncher, t) // checked when the task came (Pool.Run)
+		env = append(env, vars...)
 	}
 	return append(env, t.Env...)
 }

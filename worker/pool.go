@@ -17,8 +17,10 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"golang.org/x/sys/unix"
 
 	"github.com/htex/htex/internal/zsock"
+	"github.com/htex/htex/launcher"
 	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/wire"
 )
@@ -43,6 +45,10 @@ type Options struct {
 	BlockEnd     time.Time // zero = unknown
 	ProbeTimeout time.Duration
 	Log          *slog.Logger
+	// MPILauncher is how this node starts the ranks of a multi-node task
+	// (launcher.MPISrun or MPIMpiexec; "" = it cannot): the block's
+	// launcher, as its batch script says (HTEX_MPI_LAUNCHER).
+	MPILauncher string
 }
 
 // ErrRefused is returned when the interchange refuses the pool.
@@ -58,6 +64,7 @@ type Pool struct {
 	fin     *finished
 
 	held      map[uint64]bool // dispatched to this pool and not yet reported
+	nodeCPUs  unix.CPUSet     // the pool's own CPU mask, for multi-node tasks (mpi.go)
 	draining  bool
 	sentDrain bool
 	busy      atomic.Int32
@@ -89,10 +96,18 @@ func New(opt Options) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn,
+	if opt.MPILauncher != "" && opt.MPILauncher != launcher.MPISrun && opt.MPILauncher != launcher.MPIMpiexec {
+		return nil, fmt.Errorf("worker pool: MPI launcher %q: want %s, %s or none", opt.MPILauncher, launcher.MPISrun, launcher.MPIMpiexec)
+	}
+	p := &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn,
 		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
 		fin:   &finished{slots: len(opt.Layout.Slots)},
-		held:  map[uint64]bool{}}, nil
+		held:  map[uint64]bool{}}
+	// Before any slot pins a thread: the process's mask is the node's.
+	if err := unix.SchedGetaffinity(0, &p.nodeCPUs); err != nil {
+		p.nodeCPUs = unix.CPUSet{}
+	}
+	return p, nil
 }
 
 // Run serves until the interchange says shutdown, the pool drains, the
@@ -195,7 +210,8 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
 			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
-			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked}
+			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked,
+			MpiLauncher: p.opt.MPILauncher}
 		if !p.opt.BlockEnd.IsZero() {
 			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
 		}
@@ -288,6 +304,13 @@ func (p *Pool) Run(ctx context.Context) error {
 					if len(t.Argv) == 0 && !t.Noop {
 						batch = append(batch, &wire.Result{TaskId: t.Id, ErrorKind: wire.ErrorKind_SPAWN, Error: "empty argv", ExitCode: -1})
 						continue
+					}
+					if len(t.MpiNodes) > 0 {
+						if _, err := mpiVars(p.opt.MPILauncher, t); err != nil {
+							batch = append(batch, &wire.Result{TaskId: t.Id, Attempt: t.Attempt, ErrorKind: wire.ErrorKind_SPAWN,
+								ExitCode: -1, Error: err.Error(), Nodes: t.MpiNodes})
+							continue
+						}
 					}
 					if t.Noop {
 						us := now.UnixMicro()

@@ -22,7 +22,10 @@ type slot struct {
 	rank int
 	cpus []int
 	env  []string
-	buf  []byte // for reading task output
+	// mpiEnv is the environment of a multi-node task: the pool's, without
+	// the slot's pinning (mpi.go).
+	mpiEnv []string
+	buf    []byte // for reading task output
 }
 
 func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
@@ -44,7 +47,7 @@ func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
 	}
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if !override[k] && !strings.HasPrefix(k, "HTEX_TASK_") && k != "HTEX_JOB_ID" && k != "HTEX_ARRAY_INDEX" && k != "HTEX_ATTEMPT" {
+		if !override[k] && !mpiOwn(k) { // a task's own HTEX_ variables come from its pool alone
 			sl.env = append(sl.env, kv)
 		}
 	}
@@ -52,6 +55,7 @@ func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
 		sl.env = append(sl.env, k+"="+s.Env[k])
 	}
 	sl.env = append(sl.env, "HTEX_WORKER_RANK="+strconv.Itoa(s.Rank))
+	sl.mpiEnv = mpiBaseEnv(base, s.Rank)
 	return sl
 }
 
@@ -82,7 +86,7 @@ func (sl *slot) run(tasks <-chan *wire.Task, wakeEndpoint string) error {
 		return err
 	}
 	for t := range tasks {
-		r := sl.execTask(t)
+		r := sl.exec(t)
 		if sl.p.fin.post(r) {
 			wake.SendBytes(nil, zmq.DONTWAIT)
 		}

@@ -7,19 +7,20 @@ import (
 
 // Status is `htexctl status --json`, as the tests read it.
 type Status struct {
-	Label     string  `json:"label"`
-	Provider  string  `json:"provider"`
-	Encrypted bool    `json:"encrypted"`
-	Warning   string  `json:"warning"`
-	Jobs      int64   `json:"jobs"`
-	Queued    int64   `json:"queued"`
-	Running   int64   `json:"running"`
-	Succeeded int64   `json:"succeeded"`
-	Failed    int64   `json:"failed"`
-	Scaler    string  `json:"scaler"`
-	Blocks    []Block `json:"blocks"`
-	Pools     []Pool  `json:"pools"`
-	Raw       string  `json:"-"` // the JSON as printed
+	Label     string   `json:"label"`
+	Provider  string   `json:"provider"`
+	Encrypted bool     `json:"encrypted"`
+	Warning   string   `json:"warning"`
+	Jobs      int64    `json:"jobs"`
+	Queued    int64    `json:"queued"`
+	Running   int64    `json:"running"`
+	Succeeded int64    `json:"succeeded"`
+	Failed    int64    `json:"failed"`
+	Scaler    string   `json:"scaler"`
+	Blocks    []Block  `json:"blocks"`
+	Pools     []Pool   `json:"pools"`
+	Waiting   []string `json:"waiting"` // why queued tasks wait
+	Raw       string   `json:"-"`       // the JSON as printed
 }
 
 // Block is one block of Status.

@@ -274,7 +274,7 @@ func statusJSON(st *wire.StatusReply) map[string]any {
 	}
 	return map[string]any{"label": st.Label, "run_dir": st.RunDir, "provider": st.Provider, "encrypted": st.Encrypted,
 		"warning": st.Warning, "jobs": st.Jobs, "queued": st.Queued, "running": st.Running, "succeeded": st.Succeeded,
-		"failed": st.Failed, "blocks": blocks, "pools": pools, "scaler": st.Scaler}
+		"failed": st.Failed, "blocks": blocks, "pools": pools, "scaler": st.Scaler, "waiting": append([]string{}, st.Waiting...)}
 }
 
 func msTime(ms int64) any {
@@ -290,6 +290,9 @@ func printStatus(st *wire.StatusReply) {
 		fmt.Fprintf(out, "WARNING: %s\n", st.Warning)
 	}
 	fmt.Fprintf(out, "tasks: %d queued, %d running, %d succeeded, %d failed (%d jobs)\n", st.Queued, st.Running, st.Succeeded, st.Failed, st.Jobs)
+	for _, w := range st.Waiting {
+		fmt.Fprintf(out, "waiting: %s\n", w)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BLOCK\tJOB ID\tSTATE\tNODES\tPOOLS\tSLOTS\tBUSY\tIDLE SINCE\tENDS\tMESSAGE")
 	for _, b := range st.Blocks {

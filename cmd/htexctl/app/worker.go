@@ -35,6 +35,8 @@ func workerCommand() *cli.Command {
 			&cli.Int64Flag{Name: "block-id", Value: -1, Usage: "the block this pool belongs to", EnvVars: []string{"HTEX_BLOCK_ID"}},
 			&cli.StringFlag{Name: "node", Usage: "node name (default: $SLURMD_NODENAME, else the host name)", EnvVars: []string{"HTEX_NODE_NAME"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "mpi-launcher", Usage: "how this node starts the ranks of multi-node tasks: srun or mpiexec (set by the block's launcher; empty: it cannot)",
+				EnvVars: []string{"HTEX_MPI_LAUNCHER"}},
 		},
 		Action: func(c *cli.Context) error {
 			if os.Getenv(worker.SupervisedEnv) == "" {
@@ -137,7 +139,8 @@ func workerCommand() *cli.Command {
 				Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
 				Heartbeat:   time.Duration(ps.HeartbeatPeriodMS) * time.Millisecond,
 				Threshold:   time.Duration(ps.HeartbeatThreshMS) * time.Millisecond,
-				DrainPeriod: time.Duration(ps.DrainPeriodMS) * time.Millisecond, BlockEnd: blockEnd, Log: log})
+				DrainPeriod: time.Duration(ps.DrainPeriodMS) * time.Millisecond, BlockEnd: blockEnd, Log: log,
+				MPILauncher: c.String("mpi-launcher")})
 			if err != nil {
 				return failure("worker: %v", err)
 			}
