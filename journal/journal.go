@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -124,6 +125,19 @@ type Task struct {
 	StdoutPath  string
 	StderrPath  string
 	SubmittedAt time.Time
+	// The size it asked for, 0 = not asked (submit --cores, --gpus,
+	// --mem, --nodes, --ranks-per-node).
+	Cores, GPUs         int
+	MemBytes            int64
+	Nodes, RanksPerNode int
+}
+
+// Got is what an attempt of a task got where it ran: its CPUs and
+// accelerators as lists ("0-3,8", "0,1"; "" = not pinned, none) and, for
+// a multi-node task, its nodes (stored as a comma list).
+type Got struct {
+	CPUs, GPUs string
+	Nodes      []string
 }
 
 // Result is the final outcome of a task (one per task, insert-only).
@@ -140,6 +154,7 @@ type Result struct {
 	StartedAt        time.Time
 	EndedAt          time.Time
 	Stdout, Stderr   []byte
+	Got              Got
 }
 
 // Attempt is one ended attempt of a task, including lost ones.
@@ -154,6 +169,7 @@ type Attempt struct {
 	ExitCode  int
 	StartedAt time.Time
 	EndedAt   time.Time
+	Got       Got
 }
 
 // Block is a batch job of the scheduler; upserted by ID.
@@ -328,6 +344,9 @@ func (j *Journal) initSchema() error {
 				return fmt.Errorf("create schema: %w", err)
 			}
 		}
+		if err := migrate(tx, 1); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(sqlInitMeta, strconv.Itoa(SchemaVersion), time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return err
 		}
@@ -344,8 +363,31 @@ func (j *Journal) initSchema() error {
 	if ver > SchemaVersion {
 		return fmt.Errorf("journal schema version %d is newer than this htex supports (%d); use a newer htex to open it", ver, SchemaVersion)
 	}
-	// ver < SchemaVersion: migrations go here when there is a version 2.
+	if ver < SchemaVersion {
+		if err := migrate(tx, ver); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(sqlSetVersion, strconv.Itoa(SchemaVersion)); err != nil {
+			return fmt.Errorf("record schema version %d: %w", SchemaVersion, err)
+		}
+	}
 	return tx.Commit()
+}
+
+// migrate runs the migrations from version from up to SchemaVersion.
+func migrate(tx *sql.Tx, from int) error {
+	for v := from; v < SchemaVersion; v++ {
+		stmts, ok := migrations[v]
+		if !ok {
+			return fmt.Errorf("no migration from journal schema version %d", v)
+		}
+		for _, s := range stmts {
+			if _, err := tx.Exec(s); err != nil {
+				return fmt.Errorf("migrate the journal from schema version %d to %d: %s: %w", v, v+1, s, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Path returns the absolute path of the database file.
@@ -550,18 +592,30 @@ func argsTask(j *Journal, a []any, r *Task) []any {
 		c.env, c.envJSON = slices.Clone(r.Env), string(j.buf)
 	}
 	return append(a, r.ID, r.JobID, boxInt64(r.ArrayIndex), c.argvJSON, c.envJSON, r.Cwd, r.Timeout.Seconds(),
-		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt))
+		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt),
+		int64(r.Cores), int64(r.GPUs), r.MemBytes, int64(r.Nodes), int64(r.RanksPerNode))
 }
 
 func argsResult(j *Journal, a []any, r *Result) []any {
 	return append(a, r.TaskID, j.state.box(r.State), boxInt64(int64(r.ExitCode)), int64(r.Signal), j.errorKind.box(r.ErrorKind), r.Error,
 		int64(r.Attempts), r.BlockID, j.pool.box(r.PoolID), j.node.box(r.Node), int64(r.Rank), unixTime(r.StartedAt), unixTime(r.EndedAt),
-		blob(r.Stdout), blob(r.Stderr))
+		blob(r.Stdout), blob(r.Stderr), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
 }
 
 func argsAttempt(j *Journal, a []any, r *Attempt) []any {
 	return append(a, r.TaskID, int64(r.Attempt), j.pool.box(r.PoolID), r.BlockID, j.node.box(r.Node), j.state.box(r.State), j.errorKind.box(r.ErrorKind),
-		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt))
+		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
+}
+
+// joinNodes stores a node list as a comma list ("" for none); splitNodes
+// reverses it. Node names hold no commas (Slurm and PBS host names).
+func joinNodes(nodes []string) string { return strings.Join(nodes, ",") }
+
+func splitNodes(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func argsBlock(_ *Journal, a []any, r *Block) []any {
@@ -684,11 +738,15 @@ type taskScan struct {
 	priority    int64
 	noop        int64
 	submittedAt sql.NullFloat64
+	cores, gpus int64
+	nodes       int64
+	ranks       int64
 }
 
 func (s *taskScan) dest() []any {
 	return []any{&s.t.ID, &s.t.JobID, &s.t.ArrayIndex, &s.argv, &s.env, &s.t.Cwd, &s.timeout,
-		&s.retries, &s.priority, &s.noop, &s.t.StdoutPath, &s.t.StderrPath, &s.submittedAt}
+		&s.retries, &s.priority, &s.noop, &s.t.StdoutPath, &s.t.StderrPath, &s.submittedAt,
+		&s.cores, &s.gpus, &s.t.MemBytes, &s.nodes, &s.ranks}
 }
 
 func (s *taskScan) task() (Task, error) {
@@ -705,6 +763,7 @@ func (s *taskScan) task() (Task, error) {
 	t.Priority = int(s.priority)
 	t.Noop = s.noop != 0
 	t.SubmittedAt = timeOf(s.submittedAt)
+	t.Cores, t.GPUs, t.Nodes, t.RanksPerNode = int(s.cores), int(s.gpus), int(s.nodes), int(s.ranks)
 	return t, nil
 }
 
@@ -718,11 +777,13 @@ type resultScan struct {
 	poolID, node               sql.NullString
 	startedAt, endedAt         sql.NullFloat64
 	stdout, stderr             []byte
+	cpus, gpus, nodes          sql.NullString
 }
 
 func (s *resultScan) dest() []any {
 	return []any{&s.taskID, &s.state, &s.exitCode, &s.signal, &s.errorKind, &s.errMsg, &s.attempts,
-		&s.blockID, &s.poolID, &s.node, &s.rank, &s.startedAt, &s.endedAt, &s.stdout, &s.stderr}
+		&s.blockID, &s.poolID, &s.node, &s.rank, &s.startedAt, &s.endedAt, &s.stdout, &s.stderr,
+		&s.cpus, &s.gpus, &s.nodes}
 }
 
 func (s *resultScan) result() *Result {
@@ -743,6 +804,7 @@ func (s *resultScan) result() *Result {
 		Rank:      int(s.rank.Int64),
 		StartedAt: timeOf(s.startedAt),
 		EndedAt:   timeOf(s.endedAt),
+		Got:       Got{CPUs: s.cpus.String, GPUs: s.gpus.String, Nodes: splitNodes(s.nodes.String)},
 	}
 	if len(s.stdout) > 0 {
 		r.Stdout = s.stdout
@@ -863,8 +925,10 @@ func (j *Journal) Attempts(taskID int64) ([]Attempt, error) {
 		var a Attempt
 		var n, exit int64
 		var st, en sql.NullFloat64
-		err := rows.Scan(&a.TaskID, &n, &a.PoolID, &a.BlockID, &a.Node, &a.State, &a.ErrorKind, &exit, &st, &en)
-		a.Attempt, a.ExitCode = int(n), int(exit)
+		var nodes string
+		err := rows.Scan(&a.TaskID, &n, &a.PoolID, &a.BlockID, &a.Node, &a.State, &a.ErrorKind, &exit, &st, &en,
+			&a.Got.CPUs, &a.Got.GPUs, &nodes)
+		a.Attempt, a.ExitCode, a.Got.Nodes = int(n), int(exit), splitNodes(nodes)
 		a.StartedAt, a.EndedAt = timeOf(st), timeOf(en)
 		return a, err
 	})
