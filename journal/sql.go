@@ -265,8 +265,8 @@ func contains(ss []string, s string) bool {
 }
 
 var (
-	colsJobs    = []string{"id", "name", "submitted_at"}
-	colsTasks   = []string{"id", "job_id", "array_index", "argv", "env", "cwd", "timeout_s", "retries", "priority", "noop", "stdout_path", "stderr_path", "submitted_at",
+	colsJobs  = []string{"id", "name", "submitted_at"}
+	colsTasks = []string{"id", "job_id", "array_index", "argv", "env", "cwd", "timeout_s", "retries", "priority", "noop", "stdout_path", "stderr_path", "submitted_at",
 		"cores", "gpus", "mem_bytes", "nodes", "ranks_per_node"}
 	colsResults = []string{"task_id", "state", "exit_code", "signal", "error_kind", "error", "attempts", "block_id", "pool_id", "node", "rank", "started_at", "ended_at", "stdout", "stderr", "cpus", "gpus", "nodes"}
 	colsAttempt = []string{"task_id", "attempt", "pool_id", "block_id", "node", "state", "error_kind", "exit_code", "started_at", "ended_at", "cpus", "gpus", "nodes"}
