@@ -54,12 +54,14 @@ type config struct {
 	// Observer hears what the metrics count; called on the loop, it
 	// never blocks. May be nil.
 	Observer Observer
+	// PoolShape is the config's pool shape; zero = unknown (sizes.go).
+	PoolShape PoolShape
 }
 
 func configOf(o Options) config {
 	return config{Label: o.Label, RunDir: o.RunDir, Provider: o.Provider, Warning: o.Warning,
 		Encrypted: o.Encrypted, HeartbeatThreshold: o.HeartbeatThreshold, DrainPeriod: o.DrainPeriod,
-		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer}
+		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer, PoolShape: o.PoolShape}
 }
 
 // peer says which channel a message goes out on.

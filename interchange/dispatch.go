@@ -37,10 +37,11 @@ func (r *poolRing) pop() *pool {
 	return p
 }
 
-// wants reports whether a pool may take tasks now.
+// wants reports whether a pool may take tasks now: it has free capacity
+// and is not reserved for a task of a size (sizes.go).
 func (s *state) wants(p *pool) bool {
-	free := p.capacity - len(p.running)
-	return !p.gone && free > 0 && !s.draining(p) && s.refillDue(p, free)
+	free := p.capacity - p.used
+	return !p.gone && free > 0 && p.resv == nil && !s.draining(p) && s.refillDue(p, free)
 }
 
 // markReady puts a pool in the ring if it may take tasks and is not there.
@@ -51,9 +52,11 @@ func (s *state) markReady(p *pool) {
 	}
 }
 
-// dispatch hands queued tasks to the ready pools, in turn. It stops at a
-// spilled task (spill.go) until it is loaded.
+// dispatch hands queued tasks to the ready pools, in turn, after the
+// tasks of a size that wait (sizes.go). It stops at a spilled task
+// (spill.go) until it is loaded.
 func (s *state) dispatch() {
+	s.serveWaiting()
 	s.stalled = false
 	for n := s.ready.len(); n > 0 && s.queue.Len() > 0 && !s.stalled; n-- {
 		p := s.ready.pop()
@@ -67,9 +70,11 @@ func (s *state) dispatch() {
 }
 
 // fill hands a pool queued tasks up to its free capacity, in priority
-// order, skipping those whose time limit does not fit its block.
+// order, skipping those whose time limit does not fit its block. A task of
+// a size that the pool cannot take now goes to the waiting list (sizes.go),
+// which may reserve this pool for it: then the filling stops.
 func (s *state) fill(p *pool) {
-	free := p.capacity - len(p.running)
+	free := p.capacity - p.used
 	var fields [][]byte
 	var attempts []int32
 	var aside []*task
@@ -85,23 +90,27 @@ func (s *state) fill(p *pool) {
 			s.stalled = true
 			break
 		}
-		if !s.fits(t, p) {
+		w, f := 1, t.fields
+		if t.shape != 0 {
+			var ok bool
+			if w, ok = s.sizedFits(t, p); !ok {
+				s.wait(t)
+				if p.resv != nil {
+					break
+				}
+				continue
+			}
+			f = sizedFields(t, w)
+		} else if !s.fits(t, p) {
 			aside = append(aside, t)
 			if skipped++; skipped > 256 {
 				break
 			}
 			continue
 		}
-		t.state = stRunning
-		t.pool = p
-		t.attempts++
-		t.dispatched = s.now.UnixNano()
-		if o := s.cfg.Observer; o != nil && t.submitted != 0 {
-			o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
-		}
-		p.running[t.id] = t
-		free--
-		fields = append(fields, t.fields)
+		s.start(t, p, w)
+		free -= w
+		fields = append(fields, f)
 		attempts = append(attempts, t.attempts)
 	}
 	for _, t := range aside {
@@ -115,13 +124,26 @@ func (s *state) fill(p *pool) {
 	}
 }
 
+// start marks a task dispatched to p, charged w slots.
+func (s *state) start(t *task, p *pool, w int) {
+	t.state = stRunning
+	t.pool = p
+	t.attempts++
+	t.dispatched = s.now.UnixNano()
+	if o := s.cfg.Observer; o != nil && t.submitted != 0 {
+		o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
+	}
+	p.running[t.id] = t
+	p.used += w
+}
+
 // refillDue reports whether a pool with free capacity should get tasks
 // now: at once when a slot may be idle, but its prefetch buffer only once
 // half of it is free, so that a busy pool gets one Tasks message per many
 // results instead of one per result.
 func (s *state) refillDue(p *pool, free int) bool {
 	prefetch := p.capacity - int(p.reg.Slots)
-	return len(p.running) < int(p.reg.Slots) || free >= max(1, prefetch/2)
+	return p.used < int(p.reg.Slots) || free >= max(1, prefetch/2)
 }
 
 // draining reports whether a pool takes no new tasks: it drains (it said

@@ -76,6 +76,11 @@ type Options struct {
 	// DrainPeriod (executor.drain_period): a pool whose block ends within
 	// it gets no new tasks. 0 = only when the pool says it drains.
 	DrainPeriod time.Duration
+
+	// PoolShape is the shape of the pools of the config, when known before
+	// they register: a task of a size that none of them could run is
+	// refused at submit. Zero = unknown.
+	PoolShape PoolShape
 }
 
 // Stats is a snapshot for the scaler, refreshed by the loop.

@@ -103,6 +103,16 @@ func (h *harness) run(c scenarioCase) (string, error) {
 			return "", err
 		}
 		h.cfg.KeepLoaded, h.cfg.LoadBatch = int(keep), int(batch)
+		// shape=SLOTSxCPUS [shapegpus=N] [shapemem=SIZE]: the config's
+		// pool shape (per slot), known before pools register
+		h.cfg.PoolShape = PoolShape{}
+		if v, ok := a.kv["shape"]; ok {
+			ps, err := poolShapeArg(v, a)
+			if err != nil {
+				return "", err
+			}
+			h.cfg.PoolShape = ps
+		}
 		h.now = t0
 		h.reset()
 		return "", nil
@@ -245,6 +255,13 @@ func describe(m *wire.Envelope) string {
 			if t.Attempt > 1 {
 				x += "#" + strconv.Itoa(int(t.Attempt))
 			}
+			if t.Slots > 0 {
+				x += "[" + strconv.Itoa(int(t.Slots)) + " slot"
+				if t.Slots != 1 {
+					x += "s"
+				}
+				x += "]"
+			}
 			s = append(s, x)
 		}
 		return "tasks " + strings.Join(s, ",")
@@ -291,6 +308,9 @@ func describe(m *wire.Envelope) string {
 		}
 		for _, bl := range r.Blocks {
 			s += fmt.Sprintf(" block=%d:%s:%d/%d", bl.Id, bl.State, bl.Busy, bl.Slots)
+		}
+		for _, w := range r.Waiting {
+			s += "\n  waiting: " + w
 		}
 		return s
 	case *wire.Envelope_ResultsReply:
@@ -528,7 +548,20 @@ func (h *harness) dump() string {
 		if !p.blockEnd.IsZero() {
 			fmt.Fprintf(&b, " ends=%s", since(p.blockEnd))
 		}
+		if p.used != len(p.running) {
+			fmt.Fprintf(&b, " used=%d", p.used)
+		}
+		if p.resv != nil {
+			fmt.Fprintf(&b, " reserved-for=%d", p.resv.t.id)
+		}
 		b.WriteString("\n")
+	}
+	if len(s.waiting) > 0 {
+		var w []string
+		for _, x := range s.waiting {
+			w = append(w, strconv.FormatUint(x.t.id, 10))
+		}
+		fmt.Fprintf(&b, "waiting: %s\n", strings.Join(w, ","))
 	}
 	if s.holding {
 		var former []string
@@ -552,4 +585,27 @@ func msgOf(m send) *wire.Envelope {
 		panic(fmt.Sprintf("the core sent a frame that does not decode: %v", err))
 	}
 	return e
+}
+
+// poolShapeArg parses config's shape=SLOTSxCPUS, shapegpus=N (per slot)
+// and shapemem=SIZE (per slot).
+func poolShapeArg(v string, a args) (PoolShape, error) {
+	n, c, ok := strings.Cut(v, "x")
+	slots, err1 := strconv.Atoi(n)
+	cpus, err2 := strconv.Atoi(c)
+	if !ok || err1 != nil || err2 != nil {
+		return PoolShape{}, fmt.Errorf("shape=%q: want SLOTSxCPUS", v)
+	}
+	gpus, err := a.int("shapegpus", 0)
+	if err != nil {
+		return PoolShape{}, err
+	}
+	ps := PoolShape{Slots: slots, SlotCPUs: cpus, SlotGPUs: int(gpus), CPUs: slots * cpus, GPUs: slots * int(gpus)}
+	if m, ok := a.kv["shapemem"]; ok {
+		if ps.SlotMemBytes, err = wire.ParseMem(m); err != nil {
+			return PoolShape{}, err
+		}
+		ps.MemBytes = ps.SlotMemBytes * int64(slots)
+	}
+	return ps, nil
 }

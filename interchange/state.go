@@ -38,7 +38,10 @@ type pool struct {
 	id        string
 	ident     []byte
 	reg       *wire.Register
-	capacity  int
+	capacity  int       // slots and prefetch
+	shape     slotShape // its slots (sizes.go)
+	used      int       // slots charged to the tasks it holds: one per task without a size
+	resv      *waiter   // the waiting task it is reserved for, or nil (sizes.go)
 	running   map[uint64]*task
 	lastSeen  time.Time
 	idleSince time.Time
@@ -87,6 +90,9 @@ type state struct {
 	pools         map[string]*pool
 	poolOrder     []*pool
 	ready         poolRing // pools that may take tasks (dispatch.go)
+	shapes        shapeTable
+	waiting       []*waiter // tasks of a size no pool could take when dispatch came to them (sizes.go)
+	rescan        bool      // pools changed: place the waiting tasks without a reservation again
 	stalled       bool     // dispatch met a spilled task
 	nextJob       uint64
 	nextTask      uint64
@@ -139,9 +145,13 @@ func (s *state) restore(d restoreData, now time.Time) {
 		if !jt.SubmittedAt.IsZero() {
 			submitted = jt.SubmittedAt.UnixNano()
 		}
+		sid, err := s.shapes.intern(shapeOf(int32(jt.Cores), int32(jt.GPUs), jt.MemBytes, int32(jt.Nodes), int32(jt.RanksPerNode)))
+		if err != nil { // more distinct sizes than ids: it runs as a task of one slot
+			s.log.Error("restored task keeps no size", "task", jt.ID, "err", err)
+		}
 		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
-			submitted: submitted})
+			submitted: submitted, shape: sid})
 		s.spillTask(t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
@@ -191,6 +201,7 @@ func (s *state) lose(p *pool, why string) {
 		Hostname: p.reg.Hostname, CPUs: int(p.reg.Cpus), MemoryGB: p.reg.MemoryGb, Slots: int(p.reg.Slots),
 		LostAt: ended}) // zero RegisteredAt: the first registration's time stays
 	s.event("pool_lost", p.reg.BlockId, p.id, 0, why)
+	s.rescan = true
 	for _, id := range sortedKeys(p.running) {
 		t := p.running[id]
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
@@ -232,13 +243,14 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	if t.state == stQueued {
 		s.leaveQueue(t)
 	}
+	s.shapes.release(t.shape)
 	s.tasks.remove(t) // state stDone
 	if j := s.jobs[t.jobID]; j != nil {
 		j.unfinished--
 	}
 	res := journal.Result{TaskID: int64(t.id), ExitCode: int(r.ExitCode), Signal: int(r.Signal),
 		ErrorKind: errorKindName(r.ErrorKind), Error: r.Error, Attempts: int(max(t.attempts, 1)),
-		Rank: int(r.Rank), Stdout: r.Stdout, Stderr: r.Stderr}
+		Rank: int(r.Rank), Stdout: r.Stdout, Stderr: r.Stderr, Got: journal.Got{CPUs: r.Cpus, GPUs: r.Gpus, Nodes: r.Nodes}}
 	if r.StartUnixUs > 0 {
 		res.StartedAt = time.UnixMicro(r.StartUnixUs)
 	}
@@ -289,7 +301,7 @@ func (s *state) snapshot(now time.Time) Stats {
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: len(p.running), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: min(p.used, int(p.reg.Slots)), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
@@ -299,7 +311,8 @@ func (s *state) snapshot(now time.Time) Stats {
 func specFromJournal(t journal.Task) *wire.TaskSpec {
 	s := &wire.TaskSpec{TimeoutMs: t.Timeout.Milliseconds(),
 		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
-		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
+		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath, Cores: int32(t.Cores), Gpus: int32(t.GPUs), MemBytes: t.MemBytes,
+		Nodes: int32(t.Nodes), RanksPerNode: int32(t.RanksPerNode)}
 	s.SetArgs(t.Argv)
 	s.SetEnvs(t.Env)
 	s.SetDir(t.Cwd)
