@@ -93,7 +93,7 @@ type state struct {
 	shapes        shapeTable
 	waiting       []*waiter // tasks of a size no pool could take when dispatch came to them (sizes.go)
 	rescan        bool      // pools changed: place the waiting tasks without a reservation again
-	stalled       bool     // dispatch met a spilled task
+	stalled       bool      // dispatch met a spilled task
 	nextJob       uint64
 	nextTask      uint64
 
