@@ -60,8 +60,8 @@ type Pool struct {
 	devnull *os.File
 	fin     *finished
 
-	shape     pinning.Shape // what a slot holds (Register, tasks of a size)
-	base      []string      // the pool's environment
+	shape     pinning.Shape   // what a slot holds (Register, tasks of a size)
+	base      []string        // the pool's environment
 	held      map[uint64]bool // dispatched to this pool and not yet reported
 	draining  bool
 	sentDrain bool
@@ -222,7 +222,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	lastBeat := time.Now()
 	var batch, taken []*wire.Result
 	var placing []*wire.Task // the tasks of one Tasks message, for the board
-	var holdUntil time.Time // when held results must go out
+	var holdUntil time.Time  // when held results must go out
 	// Results held back in case the batch system is ending the pool (see
 	// judge), in the order their tasks ended.
 	var withheld []*wire.Result
