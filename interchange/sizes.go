@@ -120,8 +120,10 @@ func describeSlots(ps slotShape, cpus, gpus int, mem int64) string {
 			s += "s"
 		}
 	}
-	s += fmt.Sprintf(", %d GPUs, %s", gpus, wire.FormatMem(mem))
-	return s
+	if mem <= 0 {
+		return s + fmt.Sprintf(", %d GPUs, memory not known", gpus)
+	}
+	return s + fmt.Sprintf(", %d GPUs, %s", gpus, wire.FormatMem(mem))
 }
 
 // PoolShape is the shape of the pools a config starts, known before any
