@@ -479,7 +479,8 @@ func (h *harness) restart() {
 		switch {
 		case !ok:
 			d.unfinished = append(d.unfinished, journal.TaskHead{ID: t.ID, JobID: t.JobID, Timeout: t.Timeout,
-				Retries: t.Retries, Priority: t.Priority, SubmittedAt: t.SubmittedAt})
+				Retries: t.Retries, Priority: t.Priority, SubmittedAt: t.SubmittedAt, Cores: t.Cores, GPUs: t.GPUs,
+				MemBytes: t.MemBytes, Nodes: t.Nodes, RanksPerNode: t.RanksPerNode})
 			if n := h.attempts[id]; n > 0 {
 				d.attempts[id] = n
 			}
