@@ -46,7 +46,7 @@ func configPoolShape(cfg *config.Config, local func() (pinning.Node, error)) int
 		return interchange.PoolShape{}
 	}
 	sh := l.Shape(node, opts)
-	ps := interchange.PoolShape{Slots: sh.Slots, SlotCPUs: sh.CPUs, SlotGPUs: sh.GPUs, SlotMemBytes: sh.MemBytes,
+	ps := interchange.PoolShape{Slots: sh.Slots, SlotCPUs: sh.CPUs, SlotGPUs: sh.GPUs, SlotMemBytes: sh.MemBytes, SlotsPerGPU: sh.SlotsPerGPU,
 		CPUs: len(node.CPUs), GPUs: distinctDevices(l), MemBytes: int64(node.MemoryGB * (1 << 30))}
 	if !memKnown {
 		ps.SlotMemBytes, ps.MemBytes = 1<<50, 0 // not checked (wire.MaxMemBytes)

@@ -39,13 +39,15 @@ type slotShape struct {
 	slots      int
 	cpus, gpus int
 	mem        int64
+	perGPU     int // slots that share one GPU through MPS; 0 = none share
 }
 
 // poolShapeOf reads a registration's slot shape. A pool that gave no slot
 // CPUs (it cannot happen with this version's pools) counts its CPUs shared
 // evenly, at least one a slot.
 func poolShapeOf(r *wire.Register) slotShape {
-	sh := slotShape{slots: int(r.Slots), cpus: int(r.SlotCpus), gpus: int(r.SlotGpus), mem: r.SlotMemBytes}
+	sh := slotShape{slots: int(r.Slots), cpus: int(r.SlotCpus), gpus: int(r.SlotGpus), mem: r.SlotMemBytes,
+		perGPU: int(r.SlotsPerGpu)}
 	if sh.cpus < 1 {
 		sh.cpus = max(1, int(r.Cpus)/max(1, sh.slots))
 	}
@@ -54,7 +56,9 @@ func poolShapeOf(r *wire.Register) slotShape {
 
 // weight is the number of whole slots of a pool of shape ps that a task
 // of shape v is charged: max(1, ceil(cores/slot CPUs), ceil(gpus/slot
-// GPUs), ceil(mem/slot memory)). ok is false when a pool of that shape can
+// GPUs), ceil(mem/slot memory)), where a GPU of slots that share GPUs
+// through MPS counts as the slots that share it (whole GPUs, not shares:
+// gpus × perGPU). ok is false when a pool of that shape can
 // never run the task: it is charged more slots than the pool has, it asks
 // for GPUs or memory the pool's slots do not have (or do not say), or it
 // is a multi-node task (those are placed by whole pools).
@@ -71,6 +75,9 @@ func weight(v shape, ps slotShape) (w int, ok bool) {
 			return 0, false
 		}
 		n = max(n, ceilDiv(int64(v.gpus), int64(ps.gpus)))
+		if ps.perGPU > 1 {
+			n = max(n, int64(v.gpus)*int64(ps.perGPU))
+		}
 	}
 	if v.memBytes > 0 {
 		if ps.mem < 1 {
@@ -134,13 +141,14 @@ func describeSlots(ps slotShape, cpus, gpus int, mem int64) string {
 type PoolShape struct {
 	Slots, SlotCPUs, SlotGPUs int
 	SlotMemBytes              int64
+	SlotsPerGPU               int // slots that share one GPU through MPS, 0 = none
 	// The node's, for messages.
 	CPUs, GPUs int
 	MemBytes   int64
 }
 
 func (ps PoolShape) slotShape() slotShape {
-	return slotShape{slots: ps.Slots, cpus: ps.SlotCPUs, gpus: ps.SlotGPUs, mem: ps.SlotMemBytes}
+	return slotShape{slots: ps.Slots, cpus: ps.SlotCPUs, gpus: ps.SlotGPUs, mem: ps.SlotMemBytes, perGPU: ps.SlotsPerGPU}
 }
 
 // refuseSize is the error for a task no pool of the config, and no pool

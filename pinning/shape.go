@@ -23,6 +23,10 @@ type Shape struct {
 	// Memory of one slot in bytes: mem_per_worker when set, else the
 	// node's memory shared evenly.
 	MemBytes int64
+	// SlotsPerGPU: when the slots share GPUs through MPS (Oversubscribed),
+	// how many slots share one GPU at most, ceil(slots/GPUs); 0 otherwise.
+	// A task of G GPUs takes G times that many slots: whole GPUs.
+	SlotsPerGPU int
 }
 
 // Shape returns the shape of the layout on node with opts (those given to
@@ -46,6 +50,9 @@ func (l *Layout) Shape(node Node, opts Options) Shape {
 		gpus = min(gpus, len(Devices(s.Accelerator)))
 	}
 	sh.GPUs = gpus
+	if l.Oversubscribed && opts.GPUs > 0 {
+		sh.SlotsPerGPU = (n + opts.GPUs - 1) / opts.GPUs
+	}
 	gib := node.MemoryGB / float64(n)
 	if opts.MemPerWorker > 0 {
 		gib = opts.MemPerWorker

@@ -39,7 +39,10 @@ func TestLayoutShape(t *testing.T) {
 			Shape{Slots: 8, CPUs: 1, MemBytes: 2 << 30}},
 		{"MPS: 8 slots on 2 GPUs, one device each", Node{CPUs: cpus(8), MemoryGB: 8},
 			Options{CoresPerWorker: 1, GPUs: 2, Accelerators: []string{"0", "1", "2", "3", "4", "5", "6", "7"}},
-			Shape{Slots: 8, CPUs: 1, GPUs: 1, MemBytes: 1 << 30}},
+			Shape{Slots: 8, CPUs: 1, GPUs: 1, MemBytes: 1 << 30, SlotsPerGPU: 4}},
+		{"MPS, uneven: 6 slots on 4 GPUs", Node{CPUs: cpus(12), MemoryGB: 12},
+			Options{CoresPerWorker: 2, GPUs: 4, Accelerators: []string{"0", "1", "2", "3", "4", "5"}},
+			Shape{Slots: 6, CPUs: 2, GPUs: 1, MemBytes: 2 << 30, SlotsPerGPU: 2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l, err := Plan(c.node, c.opts)

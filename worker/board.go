@@ -25,7 +25,8 @@ type board struct {
 	mu     sync.Mutex
 	slots  []pinning.Slot
 	shape  pinning.Shape
-	group  []int // socket of each slot, nil = one
+	group  []int      // socket of each slot, nil = one
+	devs   [][]string // accelerator devices of each slot
 	fifo   []*wire.Task
 	head   int
 	free   []bool
@@ -40,6 +41,10 @@ func newBoard(slots []pinning.Slot, shape pinning.Shape, group []int) *board {
 		inbox: make([]chan *wire.Task, len(slots)), held: map[uint64][]int{}}
 	if len(group) != len(slots) {
 		b.group = nil
+	}
+	b.devs = make([][]string, len(slots))
+	for i, s := range slots {
+		b.devs[i] = pinning.Devices(s.Accelerator)
 	}
 	for i := range b.inbox {
 		b.inbox[i] = make(chan *wire.Task, 1)
@@ -116,7 +121,11 @@ func (b *board) assign() {
 			b.free[r] = false
 			b.inbox[r] <- t
 		} else {
-			ranks := pickSlots(b.free, b.group, slotsFor(t, b.shape))
+			var devs [][]string
+			if t.Gpus > 0 {
+				devs = b.devs
+			}
+			ranks := pickSlots(b.free, b.group, devs, slotsFor(t, b.shape))
 			if ranks == nil {
 				return
 			}

@@ -30,6 +30,9 @@ func slotsFor(t *wire.Task, sh pinning.Shape) int {
 	}
 	if t.Gpus > 0 && sh.GPUs > 0 {
 		n = max(n, ceilDiv(int(t.Gpus), sh.GPUs))
+		if sh.SlotsPerGPU > 1 { // whole GPUs of slots that share them (MPS)
+			n = max(n, int(t.Gpus)*sh.SlotsPerGPU)
+		}
 	}
 	if t.MemBytes > 0 && sh.MemBytes > 0 {
 		n = max(n, int(min(int64(sh.Slots), (t.MemBytes+sh.MemBytes-1)/sh.MemBytes)))
@@ -44,8 +47,11 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // (in rank order, which is the affinity order of their CPUs), the first
 // that stays in one group (socket; group nil = one group) and spans the
 // fewest ranks, else the first that spans the fewest. Adjacent free slots
-// in one socket win when there are any. nil when fewer than n are free.
-func pickSlots(free []bool, group []int, n int) []int {
+// in one socket win when there are any. For a task that asks for GPUs
+// (devs: each slot's devices; nil when it asks for none) a window whose
+// GPUs no busy slot shares (through MPS) wins over any other, so that it
+// gets GPUs of its own where it can. nil when fewer than n are free.
+func pickSlots(free []bool, group []int, devs [][]string, n int) []int {
 	if n < 1 {
 		return nil
 	}
@@ -58,9 +64,10 @@ func pickSlots(free []bool, group []int, n int) []int {
 	if len(ranks) < n {
 		return nil
 	}
-	best, bestCross, bestSpan := -1, true, 0
+	best, bestShared, bestCross, bestSpan := -1, true, true, 0
 	for i := 0; i+n <= len(ranks); i++ {
 		w := ranks[i : i+n]
+		shared := devs != nil && sharesBusy(w, free, devs)
 		cross := false
 		if group != nil {
 			for _, r := range w[1:] {
@@ -71,11 +78,34 @@ func pickSlots(free []bool, group []int, n int) []int {
 			}
 		}
 		span := w[n-1] - w[0]
-		if best < 0 || (!cross && bestCross) || (cross == bestCross && span < bestSpan) {
-			best, bestCross, bestSpan = i, cross, span
+		better := best < 0 || !shared && bestShared ||
+			shared == bestShared && (!cross && bestCross || cross == bestCross && span < bestSpan)
+		if better {
+			best, bestShared, bestCross, bestSpan = i, shared, cross, span
 		}
 	}
 	return append([]int(nil), ranks[best:best+n]...)
+}
+
+// sharesBusy reports whether a busy slot has a device of the window w.
+func sharesBusy(w []int, free []bool, devs [][]string) bool {
+	mine := map[string]bool{}
+	for _, r := range w {
+		for _, d := range devs[r] {
+			mine[d] = true
+		}
+	}
+	for r, f := range free {
+		if f {
+			continue
+		}
+		for _, d := range devs[r] {
+			if mine[d] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // taskCPUs returns the CPUs of a task placed on the slots ranks: the

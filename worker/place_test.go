@@ -29,7 +29,31 @@ func TestPickSlots(t *testing.T) {
 		{"across sockets when it must", []bool{B, B, B, F, F, B, B, B}, []int{0, 0, 0, 0, 1, 1, 1, 1}, 2, []int{3, 4}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := pickSlots(c.free, c.group, c.n); !reflect.DeepEqual(got, c.want) {
+			if got := pickSlots(c.free, c.group, nil, c.n); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("pickSlots = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestPickSlotsGPUs: with slots that share GPUs through MPS (two a GPU),
+// a task asking for GPUs gets slots whose GPUs no running task uses.
+func TestPickSlotsGPUs(t *testing.T) {
+	F, B := true, false
+	devs := [][]string{{"0"}, {"0"}, {"1"}, {"1"}, {"2"}, {"2"}}
+	for _, c := range []struct {
+		name string
+		free []bool
+		n    int
+		want []int
+	}{
+		{"all free: the first GPU", []bool{F, F, F, F, F, F}, 2, []int{0, 1}},
+		{"slot 0 busy: not GPU 0's other slot", []bool{B, F, F, F, F, F}, 2, []int{2, 3}},
+		{"one slot: a GPU nobody uses", []bool{B, F, F, F, F, F}, 1, []int{2}},
+		{"every GPU in use: the tightest", []bool{B, F, F, B, B, F}, 2, []int{1, 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := pickSlots(c.free, nil, devs, c.n); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("pickSlots = %v, want %v", got, c.want)
 			}
 		})
@@ -104,6 +128,10 @@ func TestPlacedEnv(t *testing.T) {
 }
 
 func TestSlotsFor(t *testing.T) {
+	mps := pinning.Shape{Slots: 8, CPUs: 1, GPUs: 1, MemBytes: 1 << 30, SlotsPerGPU: 2}
+	if got := slotsFor(&wire.Task{Gpus: 2}, mps); got != 4 {
+		t.Errorf("2 GPUs of slots sharing them by two: %d slots, want 4", got)
+	}
 	sh := pinning.Shape{Slots: 4, CPUs: 2, GPUs: 1, MemBytes: 1 << 30}
 	for _, c := range []struct {
 		t    *wire.Task

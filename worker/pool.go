@@ -37,6 +37,7 @@ type Options struct {
 	MemPerWorker float64 // executor.mem_per_worker (GB), for the slots' memory share
 	Accelerators []string
 	Vendor       string // the resolved accelerator vendor (pinning.ResolveVendor)
+	GPUs         int    // physical GPUs of the node, as given to pinning.Plan (MPS sharing)
 	SlotGroups   []int  // the socket of each slot, for placing tasks of a size; nil = unknown
 	Prefetch     int
 	TailBytes    int
@@ -98,7 +99,7 @@ func New(opt Options) (*Pool, error) {
 	for i := range cpus {
 		cpus[i] = i
 	}
-	shape := opt.Layout.Shape(pinning.Node{CPUs: cpus, MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker})
+	shape := opt.Layout.Shape(pinning.Node{CPUs: cpus, MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker, GPUs: opt.GPUs})
 	return &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn, shape: shape, base: environ(),
 		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
 		fin:   &finished{slots: len(opt.Layout.Slots)},
@@ -205,7 +206,8 @@ func (p *Pool) Run(ctx context.Context) error {
 		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
 			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
 			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked,
-			SlotCpus: int32(p.shape.CPUs), SlotGpus: int32(p.shape.GPUs), SlotMemBytes: p.shape.MemBytes}
+			SlotCpus: int32(p.shape.CPUs), SlotGpus: int32(p.shape.GPUs), SlotMemBytes: p.shape.MemBytes,
+			SlotsPerGpu: int32(p.shape.SlotsPerGPU)}
 		if !p.opt.BlockEnd.IsZero() {
 			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
 		}
