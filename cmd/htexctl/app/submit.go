@@ -55,6 +55,9 @@ func submitCommand() *cli.Command {
 		Description: "One command:          htexctl submit -- ./simulate --seed 1\n" +
 			"An array (ids A..B):  htexctl submit --array 1-100 -- ./simulate --seed {}\n" +
 			"Lines of a file:      htexctl submit --file cmds.txt   (each line runs through sh -c; - = stdin)\n" +
+			"Tasks of a size:      htexctl submit --cores 8 --gpus 1 --mem 16G -- ./train\n" +
+			"  (each task is charged the whole slots that cover it and runs on exactly 8 CPUs;\n" +
+			"  memory is accounted when placing it, not enforced; docs/task-sizes.md)\n" +
 			"The call returns once every task is durable in the daemon's journal.\n" +
 			"Tasks see HTEX_TASK_ID, HTEX_JOB_ID, HTEX_ARRAY_INDEX, HTEX_WORKER_RANK and their pinning.",
 		Flags: []cli.Flag{
