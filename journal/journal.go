@@ -493,7 +493,7 @@ func (j *Journal) writeTx(b *Batch) error {
 	if err := insertRows(j, insJobs, b.Jobs, argsJob); err != nil {
 		return err
 	}
-	if err := insertRows(j, insTasks, b.Tasks, argsTask); err != nil {
+	if err := insertRuns(j, insTasks, insTasksSized, b.Tasks, (*Task).sized, argsTask, argsTaskSized); err != nil {
 		return err
 	}
 	if err := insertRows(j, insBlocks, b.Blocks, argsBlock); err != nil {
@@ -502,13 +502,38 @@ func (j *Journal) writeTx(b *Batch) error {
 	if err := insertRows(j, insPools, b.Pools, argsPool); err != nil {
 		return err
 	}
-	if err := insertRows(j, insAttempts, b.Attempts, argsAttempt); err != nil {
+	if err := insertRuns(j, insAttempts, insAttemptsGot, b.Attempts, func(a *Attempt) bool { return !a.Got.empty() },
+		argsAttempt, argsAttemptGot); err != nil {
 		return err
 	}
-	if err := insertRows(j, insResults, b.Results, argsResult); err != nil {
+	if err := insertRuns(j, insResults, insResultsGot, b.Results, func(r *Result) bool { return !r.Got.empty() },
+		argsResult, argsResultGot); err != nil {
 		return err
 	}
 	return insertRows(j, insEvents, b.Events, argsEvent)
+}
+
+// insertRuns writes rows with insertRows, each run of consecutive rows
+// for which full reports the same with its statement: plain (fewer
+// columns) or full.
+func insertRuns[T any](j *Journal, plain, fullSpec *insertSpec, rows []T, full func(*T) bool,
+	addPlain, addFull func(*Journal, []any, *T) []any) error {
+	for len(rows) > 0 {
+		f := full(&rows[0])
+		n := 1
+		for n < len(rows) && full(&rows[n]) == f {
+			n++
+		}
+		spec, add := plain, addPlain
+		if f {
+			spec, add = fullSpec, addFull
+		}
+		if err := insertRows(j, spec, rows[:n], add); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // insertRows writes rows with multi-row INSERTs of maxRowsPerInsert rows,
@@ -563,7 +588,8 @@ func (j *Journal) execInsert(st driver.Stmt, args []any) error {
 // prepare prepares the insert statements of every table for every row
 // count insertRows uses, on the writer's driver connection.
 func (j *Journal) prepare(c *sqlite3.SQLiteConn) error {
-	for _, spec := range []*insertSpec{insJobs, insTasks, insResults, insAttempts, insBlocks, insPools, insEvents} {
+	for _, spec := range []*insertSpec{insJobs, insTasks, insTasksSized, insResults, insResultsGot, insAttempts, insAttemptsGot,
+		insBlocks, insPools, insEvents} {
 		for n := maxRowsPerInsert; n >= 1; n >>= 1 {
 			s, err := c.Prepare(spec.sql(n))
 			if err != nil {
@@ -592,19 +618,38 @@ func argsTask(j *Journal, a []any, r *Task) []any {
 		c.env, c.envJSON = slices.Clone(r.Env), string(j.buf)
 	}
 	return append(a, r.ID, r.JobID, boxInt64(r.ArrayIndex), c.argvJSON, c.envJSON, r.Cwd, r.Timeout.Seconds(),
-		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt),
-		int64(r.Cores), int64(r.GPUs), r.MemBytes, int64(r.Nodes), int64(r.RanksPerNode))
+		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt))
 }
+
+func argsTaskSized(j *Journal, a []any, r *Task) []any {
+	return append(argsTask(j, a, r), int64(r.Cores), int64(r.GPUs), r.MemBytes, int64(r.Nodes), int64(r.RanksPerNode))
+}
+
+// sized reports whether a task asks for a size (its row needs the size
+// columns).
+func (t *Task) sized() bool {
+	return t.Cores != 0 || t.GPUs != 0 || t.MemBytes != 0 || t.Nodes != 0 || t.RanksPerNode != 0
+}
+
+func (g Got) empty() bool { return g.CPUs == "" && g.GPUs == "" && len(g.Nodes) == 0 }
 
 func argsResult(j *Journal, a []any, r *Result) []any {
 	return append(a, r.TaskID, j.state.box(r.State), boxInt64(int64(r.ExitCode)), int64(r.Signal), j.errorKind.box(r.ErrorKind), r.Error,
 		int64(r.Attempts), r.BlockID, j.pool.box(r.PoolID), j.node.box(r.Node), int64(r.Rank), unixTime(r.StartedAt), unixTime(r.EndedAt),
-		blob(r.Stdout), blob(r.Stderr), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
+		blob(r.Stdout), blob(r.Stderr))
+}
+
+func argsResultGot(j *Journal, a []any, r *Result) []any {
+	return append(argsResult(j, a, r), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
 }
 
 func argsAttempt(j *Journal, a []any, r *Attempt) []any {
 	return append(a, r.TaskID, int64(r.Attempt), j.pool.box(r.PoolID), r.BlockID, j.node.box(r.Node), j.state.box(r.State), j.errorKind.box(r.ErrorKind),
-		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
+		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt))
+}
+
+func argsAttemptGot(j *Journal, a []any, r *Attempt) []any {
+	return append(argsAttempt(j, a, r), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
 }
 
 // joinNodes stores a node list as a comma list ("" for none); splitNodes

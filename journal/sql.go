@@ -264,6 +264,10 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
+// sizeCols and gotCols are the columns of version 2 at the end of
+// colsTasks and of colsResults and colsAttempt.
+const sizeCols, gotCols = 5, 3
+
 var (
 	colsJobs  = []string{"id", "name", "submitted_at"}
 	colsTasks = []string{"id", "job_id", "array_index", "argv", "env", "cwd", "timeout_s", "retries", "priority", "noop", "stdout_path", "stderr_path", "submitted_at",
@@ -274,13 +278,20 @@ var (
 	colsPools   = []string{"id", "block_id", "node", "hostname", "cpus", "memory_gb", "slots", "registered_at", "lost_at"}
 	colsEvents  = []string{"at", "kind", "block_id", "pool_id", "task_id", "message"}
 
-	insJobs     = newInsert("jobs", colsJobs, "")
-	insTasks    = newInsert("tasks", colsTasks, "")
-	insResults  = newInsert("results", colsResults, "")
-	insAttempts = newInsert("attempts", colsAttempt, "")
-	insBlocks   = newInsert("blocks", colsBlocks, upsertTail("id", colsBlocks, "submitted_at", "updated_at", "ended_at"))
-	insPools    = newInsert("pools", colsPools, upsertTail("id", colsPools, "registered_at", "lost_at"))
-	insEvents   = newInsert("events", colsEvents, "")
+	insJobs = newInsert("jobs", colsJobs, "")
+	// Rows of tasks without a size, and results and attempts that got
+	// nothing to say (no pinned CPUs, no GPUs, one node), are written
+	// without the columns of version 2, which then take their defaults:
+	// each column costs a bind per row, and these are nearly all rows.
+	insTasks       = newInsert("tasks", colsTasks[:len(colsTasks)-sizeCols], "")
+	insTasksSized  = newInsert("tasks", colsTasks, "")
+	insResults     = newInsert("results", colsResults[:len(colsResults)-gotCols], "")
+	insResultsGot  = newInsert("results", colsResults, "")
+	insAttempts    = newInsert("attempts", colsAttempt[:len(colsAttempt)-gotCols], "")
+	insAttemptsGot = newInsert("attempts", colsAttempt, "")
+	insBlocks      = newInsert("blocks", colsBlocks, upsertTail("id", colsBlocks, "submitted_at", "updated_at", "ended_at"))
+	insPools       = newInsert("pools", colsPools, upsertTail("id", colsPools, "registered_at", "lost_at"))
+	insEvents      = newInsert("events", colsEvents, "")
 )
 
 // Read queries. Column lists are shared with the scan functions in journal.go.

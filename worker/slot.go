@@ -23,15 +23,12 @@ type slot struct {
 	cpus []int
 	env  []string
 	buf  []byte // for reading task output
-	// What a task of one slot gets, for its result: the slot's CPUs and
-	// accelerator as lists ("" = not pinned, none).
-	gotCPUs, gotGPUs string
-	maskErr          error // the slot's mask could not be set back (execTask)
+	// maskErr: the slot's mask could not be set back (execTask).
+	maskErr error
 }
 
 func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
-	sl := &slot{p: p, rank: s.Rank, cpus: s.CPUs, buf: make([]byte, 64<<10),
-		gotCPUs: pinning.FormatCPUList(s.CPUs), gotGPUs: strings.Join(pinning.Devices(s.Accelerator), ",")}
+	sl := &slot{p: p, rank: s.Rank, cpus: s.CPUs, buf: make([]byte, 64<<10)}
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {
 		keys = append(keys, k)
@@ -97,8 +94,10 @@ func (sl *slot) run(b *board, wakeEndpoint string) error {
 		if sized(t) {
 			r = sl.runPlaced(t, b.heldBy(t.Id))
 		} else {
+			// A task of one slot got the slot's CPUs and accelerator: its
+			// result says nothing more (node and rank say which slot), so
+			// that results and journal rows stay as small as they were.
 			r = sl.execTask(t, sl.env, nil)
-			r.Cpus, r.Gpus = sl.gotCPUs, sl.gotGPUs
 		}
 		if sl.maskErr != nil {
 			return sl.maskErr
