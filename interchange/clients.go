@@ -135,6 +135,7 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		}
 		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority,
 			submitted: s.now.UnixNano(), shape: sid})
+		s.queuedExtra += s.extraSlots(t)
 		if s.spill() {
 			s.spillTask(t)
 		} else {

@@ -126,6 +126,9 @@ func (s *state) fill(p *pool) {
 
 // start marks a task dispatched to p, charged w slots.
 func (s *state) start(t *task, p *pool, w int) {
+	if t.shape != 0 {
+		s.queuedExtra -= s.extraSlots(t)
+	}
 	t.state = stRunning
 	t.pool = p
 	t.attempts++

@@ -88,7 +88,11 @@ type Stats struct {
 	At      time.Time
 	Queued  int
 	Running int
-	Pools   []PoolStat
+	// ExtraSlots: the slots beyond one a task that tasks of a size hold
+	// (running) or will take on a pool of the config's shape (queued), so
+	// that Queued + Running + ExtraSlots is the work in slots.
+	ExtraSlots int
+	Pools      []PoolStat
 }
 
 // PoolStat is one registered pool.

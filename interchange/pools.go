@@ -88,6 +88,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 			stale = append(stale, tid)
 		case t.state == stQueued:
 			s.leaveQueue(t)
+			s.queuedExtra -= s.extraSlots(t)
 			t.state = stRunning
 			t.pool = p
 			t.attempts++

@@ -557,6 +557,9 @@ func (h *harness) dump() string {
 		}
 		b.WriteString("\n")
 	}
+	if n := s.snapshot(h.now).ExtraSlots; n != 0 {
+		fmt.Fprintf(&b, "extra slots for the scaler: %d\n", n)
+	}
 	if len(s.waiting) > 0 {
 		var w []string
 		for _, x := range s.waiting {
@@ -609,4 +612,30 @@ func poolShapeArg(v string, a args) (PoolShape, error) {
 		ps.MemBytes = ps.SlotMemBytes * int64(slots)
 	}
 	return ps, nil
+}
+
+// invariants checks the core's counters against what they count: each
+// pool's used slots are the charges of the tasks it holds, and the extra
+// slots of queued tasks (for the scaler) are theirs.
+func (h *harness) invariants() error {
+	s := h.s
+	for _, p := range s.poolOrder {
+		used := 0
+		for _, t := range p.running {
+			used += s.chargeOn(t, p)
+		}
+		if used != p.used {
+			return fmt.Errorf("pool %s: used %d, its tasks are charged %d", p.id, p.used, used)
+		}
+	}
+	extra := 0
+	s.tasks.each(func(t *task) {
+		if t.state == stQueued {
+			extra += s.extraSlots(t)
+		}
+	})
+	if extra != s.queuedExtra {
+		return fmt.Errorf("queuedExtra %d, the queued tasks take %d extra slots", s.queuedExtra, extra)
+	}
+	return nil
 }

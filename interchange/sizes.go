@@ -199,6 +199,23 @@ func (s *state) shapesFit(specs []*wire.TaskSpec) error {
 	return nil
 }
 
+// extraSlots is the slots beyond one that a task of a size takes on a
+// pool of the config's shape: what the scaler adds to its count of tasks,
+// so that 100 tasks of 8 cores ask for the blocks that run them. 0 for a
+// task without a size, when the config's shape is unknown, or when it
+// does not fit that shape. It depends only on the task and the config, so
+// what is added when a task is queued is what is taken when it leaves.
+func (s *state) extraSlots(t *task) int {
+	if t.shape == 0 || s.cfg.PoolShape.Slots < 1 {
+		return 0
+	}
+	w, ok := weight(s.shapes.get(t.shape), s.cfg.PoolShape.slotShape())
+	if !ok {
+		return 0
+	}
+	return w - 1
+}
+
 // waiter is a sized task that the pool dispatch served could not take:
 // it has left the queue and waits here, with the pool reserved for it
 // (charged w slots there) or none.

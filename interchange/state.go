@@ -92,6 +92,7 @@ type state struct {
 	ready         poolRing // pools that may take tasks (dispatch.go)
 	shapes        shapeTable
 	waiting       []*waiter // tasks of a size no pool could take when dispatch came to them (sizes.go)
+	queuedExtra   int       // Σ extraSlots of the queued tasks (sizes.go), for the scaler
 	rescan        bool      // pools changed: place the waiting tasks without a reservation again
 	stalled       bool      // dispatch met a spilled task
 	nextJob       uint64
@@ -152,6 +153,7 @@ func (s *state) restore(d restoreData, now time.Time) {
 		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
 			submitted: submitted, shape: sid})
+		s.queuedExtra += s.extraSlots(t)
 		s.spillTask(t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
@@ -210,6 +212,7 @@ func (s *state) lose(p *pool, why string) {
 		t.pool = nil
 		if t.attempts <= t.retries {
 			t.state = stQueued
+			s.queuedExtra += s.extraSlots(t)
 			if t.fields == nil { // it was claimed by a pool that registered again
 				s.spillTask(t)
 			}
@@ -242,6 +245,7 @@ func (s *state) event(kind string, block int64, poolID string, taskID uint64, ms
 func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	if t.state == stQueued {
 		s.leaveQueue(t)
+		s.queuedExtra -= s.extraSlots(t)
 	}
 	s.shapes.release(t.shape)
 	s.tasks.remove(t) // state stDone
@@ -297,9 +301,10 @@ func errorKindName(k wire.ErrorKind) string {
 }
 
 func (s *state) snapshot(now time.Time) Stats {
-	st := Stats{At: now}
+	st := Stats{At: now, ExtraSlots: s.queuedExtra}
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
+		st.ExtraSlots += max(p.used-len(p.running), 0)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
 			Slots: int(p.reg.Slots), Busy: min(p.used, int(p.reg.Slots)), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
