@@ -263,7 +263,9 @@ func (s *state) taskResult(row journal.Row) *wire.TaskResult {
 		tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 		tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
 		tr.Stdout, tr.Stderr = res.Stdout, res.Stderr
-		tr.GotCpus, tr.GotGpus, tr.GotNodes = res.Got.CPUs, res.Got.GPUs, res.Got.Nodes
+		if g := res.Got; g != nil {
+			tr.GotCpus, tr.GotGpus, tr.GotNodes = g.CPUs, g.GPUs, g.Nodes
+		}
 		if !res.StartedAt.IsZero() {
 			tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
 		}

@@ -254,7 +254,10 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	}
 	res := journal.Result{TaskID: int64(t.id), ExitCode: int(r.ExitCode), Signal: int(r.Signal),
 		ErrorKind: errorKindName(r.ErrorKind), Error: r.Error, Attempts: int(max(t.attempts, 1)),
-		Rank: int(r.Rank), Stdout: r.Stdout, Stderr: r.Stderr, Got: journal.Got{CPUs: r.Cpus, GPUs: r.Gpus, Nodes: r.Nodes}}
+		Rank: int(r.Rank), Stdout: r.Stdout, Stderr: r.Stderr}
+	if r.Cpus != "" || r.Gpus != "" || len(r.Nodes) > 0 {
+		res.Got = &journal.Got{CPUs: r.Cpus, GPUs: r.Gpus, Nodes: r.Nodes}
+	}
 	if r.StartUnixUs > 0 {
 		res.StartedAt = time.UnixMicro(r.StartUnixUs)
 	}

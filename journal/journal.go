@@ -134,7 +134,9 @@ type Task struct {
 
 // Got is what an attempt of a task got where it ran: its CPUs and
 // accelerators as lists ("0-3,8", "0,1"; "" = not pinned, none) and, for
-// a multi-node task, its nodes (stored as a comma list).
+// a multi-node task, its nodes (stored as a comma list). Results and
+// attempts hold a pointer, nil when there is nothing to say (a task of one
+// slot), so that the rows of most tasks stay as small as they were.
 type Got struct {
 	CPUs, GPUs string
 	Nodes      []string
@@ -154,7 +156,7 @@ type Result struct {
 	StartedAt        time.Time
 	EndedAt          time.Time
 	Stdout, Stderr   []byte
-	Got              Got
+	Got              *Got // nil = nothing got worth saying
 }
 
 // Attempt is one ended attempt of a task, including lost ones.
@@ -169,7 +171,7 @@ type Attempt struct {
 	ExitCode  int
 	StartedAt time.Time
 	EndedAt   time.Time
-	Got       Got
+	Got       *Got // nil = nothing to say
 }
 
 // Block is a batch job of the scheduler; upserted by ID.
@@ -631,7 +633,15 @@ func (t *Task) sized() bool {
 	return t.Cores != 0 || t.GPUs != 0 || t.MemBytes != 0 || t.Nodes != 0 || t.RanksPerNode != 0
 }
 
-func (g Got) empty() bool { return g.CPUs == "" && g.GPUs == "" && len(g.Nodes) == 0 }
+func (g *Got) empty() bool { return g == nil || g.CPUs == "" && g.GPUs == "" && len(g.Nodes) == 0 }
+
+// gotOf is what a row's columns say was got, nil when nothing.
+func gotOf(cpus, gpus, nodes string) *Got {
+	if cpus == "" && gpus == "" && nodes == "" {
+		return nil
+	}
+	return &Got{CPUs: cpus, GPUs: gpus, Nodes: splitNodes(nodes)}
+}
 
 func argsResult(j *Journal, a []any, r *Result) []any {
 	return append(a, r.TaskID, j.state.box(r.State), boxInt64(int64(r.ExitCode)), int64(r.Signal), j.errorKind.box(r.ErrorKind), r.Error,
@@ -849,7 +859,7 @@ func (s *resultScan) result() *Result {
 		Rank:      int(s.rank.Int64),
 		StartedAt: timeOf(s.startedAt),
 		EndedAt:   timeOf(s.endedAt),
-		Got:       Got{CPUs: s.cpus.String, GPUs: s.gpus.String, Nodes: splitNodes(s.nodes.String)},
+		Got:       gotOf(s.cpus.String, s.gpus.String, s.nodes.String),
 	}
 	if len(s.stdout) > 0 {
 		r.Stdout = s.stdout
@@ -970,10 +980,10 @@ func (j *Journal) Attempts(taskID int64) ([]Attempt, error) {
 		var a Attempt
 		var n, exit int64
 		var st, en sql.NullFloat64
-		var nodes string
+		var cpus, gpus, nodes string
 		err := rows.Scan(&a.TaskID, &n, &a.PoolID, &a.BlockID, &a.Node, &a.State, &a.ErrorKind, &exit, &st, &en,
-			&a.Got.CPUs, &a.Got.GPUs, &nodes)
-		a.Attempt, a.ExitCode, a.Got.Nodes = int(n), int(exit), splitNodes(nodes)
+			&cpus, &gpus, &nodes)
+		a.Attempt, a.ExitCode, a.Got = int(n), int(exit), gotOf(cpus, gpus, nodes)
 		a.StartedAt, a.EndedAt = timeOf(st), timeOf(en)
 		return a, err
 	})

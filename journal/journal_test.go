@@ -51,7 +51,7 @@ func sampleBatch() *Batch {
 		Results: []Result{
 			{TaskID: 1, State: "succeeded", Attempts: 1, BlockID: 7, PoolID: "pool-a", Node: "nid0001", Rank: 3,
 				StartedAt: ts(10, 0), EndedAt: ts(12, 500000), Stdout: []byte("héllo\x00\xff\n"), Stderr: []byte("warn\n"),
-				Got: Got{CPUs: "0-3", GPUs: "0"}},
+				Got: &Got{CPUs: "0-3", GPUs: "0"}},
 			{TaskID: 3, State: "failed", ExitCode: 1, ErrorKind: "exit", Error: "exit status 1", Attempts: 3,
 				BlockID: 7, PoolID: "pool-b", Node: "nid0002", StartedAt: ts(20, 0), EndedAt: ts(21, 0)},
 		},
@@ -60,7 +60,7 @@ func sampleBatch() *Batch {
 			{TaskID: 3, Attempt: 2, PoolID: "pool-b", BlockID: 7, Node: "nid0002", State: "failed", ErrorKind: "exit", ExitCode: 1, StartedAt: ts(16, 0), EndedAt: ts(17, 0)},
 			{TaskID: 3, Attempt: 3, PoolID: "pool-b", BlockID: 7, Node: "nid0002", State: "failed", ErrorKind: "exit", ExitCode: 1, StartedAt: ts(20, 0), EndedAt: ts(21, 0)},
 			{TaskID: 4, Attempt: 1, PoolID: "pool-a", BlockID: 7, Node: "nid0001", State: "lost", ErrorKind: "manager_lost", StartedAt: ts(13, 0), EndedAt: ts(15, 0),
-				Got: Got{CPUs: "0-63", Nodes: []string{"nid0001", "nid0002"}}},
+				Got: &Got{CPUs: "0-63", Nodes: []string{"nid0001", "nid0002"}}},
 		},
 		Blocks: []Block{
 			{ID: 7, JobID: "123456", Provider: "slurm", State: "running", Nodes: 2, SubmittedAt: ts(5, 0), UpdatedAt: ts(6, 0),

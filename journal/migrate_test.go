@@ -83,14 +83,14 @@ func TestOpenMigratesVersion1(t *testing.T) {
 		t.Fatalf("heads %+v attempts %v, want %+v and 1 attempt of task 2", heads, att, want)
 	}
 	rows, err := j.Rows(1, 0, 0)
-	if err != nil || len(rows) != 2 || rows[0].Result == nil || rows[0].Result.Got.CPUs != "" || rows[1].Task.Cores != 0 {
+	if err != nil || len(rows) != 2 || rows[0].Result == nil || rows[0].Result.Got != nil || rows[1].Task.Cores != 0 {
 		t.Fatalf("rows %+v, %v", rows, err)
 	}
 	b := &Batch{
 		Tasks: []Task{{ID: 3, JobID: 1, ArrayIndex: -1, Argv: []string{"omp"}, Cores: 8, GPUs: 2, MemBytes: 1 << 30, Nodes: 2, RanksPerNode: 4}},
-		Results: []Result{{TaskID: 2, State: "succeeded", Attempts: 2, Got: Got{CPUs: "0-7", GPUs: "0,1"}},
-			{TaskID: 3, State: "succeeded", Attempts: 1, Got: Got{CPUs: "0-3", Nodes: []string{"a", "b"}}}},
-		Attempts: []Attempt{{TaskID: 3, Attempt: 1, State: "lost", Got: Got{CPUs: "4-7", GPUs: "1", Nodes: []string{"a", "b"}}}},
+		Results: []Result{{TaskID: 2, State: "succeeded", Attempts: 2, Got: &Got{CPUs: "0-7", GPUs: "0,1"}},
+			{TaskID: 3, State: "succeeded", Attempts: 1, Got: &Got{CPUs: "0-3", Nodes: []string{"a", "b"}}}},
+		Attempts: []Attempt{{TaskID: 3, Attempt: 1, State: "lost", Got: &Got{CPUs: "4-7", GPUs: "1", Nodes: []string{"a", "b"}}}},
 	}
 	mustWrite(t, j, b)
 	rows, err = j.Rows(1, 1, 0)
@@ -100,10 +100,10 @@ func TestOpenMigratesVersion1(t *testing.T) {
 	if got := rows[1].Task; got.Cores != 8 || got.GPUs != 2 || got.MemBytes != 1<<30 || got.Nodes != 2 || got.RanksPerNode != 4 {
 		t.Errorf("task 3 read back as %+v", got)
 	}
-	if g := rows[0].Result.Got; g.CPUs != "0-7" || g.GPUs != "0,1" {
+	if g := rows[0].Result.Got; g == nil || g.CPUs != "0-7" || g.GPUs != "0,1" {
 		t.Errorf("result of task 2 got %+v", g)
 	}
-	if g := rows[1].Result.Got; !reflect.DeepEqual(g.Nodes, []string{"a", "b"}) {
+	if g := rows[1].Result.Got; g == nil || !reflect.DeepEqual(g.Nodes, []string{"a", "b"}) {
 		t.Errorf("result of task 3 got %+v", g)
 	}
 	a, err := j.Attempts(3)
