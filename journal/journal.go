@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -130,16 +129,6 @@ type Task struct {
 	Cores, GPUs         int
 	MemBytes            int64
 	Nodes, RanksPerNode int
-}
-
-// Got is what an attempt of a task got where it ran: its CPUs and
-// accelerators as lists ("0-3,8", "0,1"; "" = not pinned, none) and, for
-// a multi-node task, its nodes (stored as a comma list). Results and
-// attempts hold a pointer, nil when there is nothing to say (a task of one
-// slot), so that the rows of most tasks stay as small as they were.
-type Got struct {
-	CPUs, GPUs string
-	Nodes      []string
 }
 
 // Result is the final outcome of a task (one per task, insert-only).
@@ -376,22 +365,6 @@ func (j *Journal) initSchema() error {
 	return tx.Commit()
 }
 
-// migrate runs the migrations from version from up to SchemaVersion.
-func migrate(tx *sql.Tx, from int) error {
-	for v := from; v < SchemaVersion; v++ {
-		stmts, ok := migrations[v]
-		if !ok {
-			return fmt.Errorf("no migration from journal schema version %d", v)
-		}
-		for _, s := range stmts {
-			if _, err := tx.Exec(s); err != nil {
-				return fmt.Errorf("migrate the journal from schema version %d to %d: %s: %w", v, v+1, s, err)
-			}
-		}
-	}
-	return nil
-}
-
 // Path returns the absolute path of the database file.
 func (j *Journal) Path() string { return j.path }
 
@@ -515,29 +488,6 @@ func (j *Journal) writeTx(b *Batch) error {
 	return insertRows(j, insEvents, b.Events, argsEvent)
 }
 
-// insertRuns writes rows with insertRows, each run of consecutive rows
-// for which full reports the same with its statement: plain (fewer
-// columns) or full.
-func insertRuns[T any](j *Journal, plain, fullSpec *insertSpec, rows []T, full func(*T) bool,
-	addPlain, addFull func(*Journal, []any, *T) []any) error {
-	for len(rows) > 0 {
-		f := full(&rows[0])
-		n := 1
-		for n < len(rows) && full(&rows[n]) == f {
-			n++
-		}
-		spec, add := plain, addPlain
-		if f {
-			spec, add = fullSpec, addFull
-		}
-		if err := insertRows(j, spec, rows[:n], add); err != nil {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
-}
-
 // insertRows writes rows with multi-row INSERTs of maxRowsPerInsert rows,
 // then of the powers of two that make up the rest.
 func insertRows[T any](j *Journal, spec *insertSpec, rows []T, add func(*Journal, []any, *T) []any) error {
@@ -623,54 +573,15 @@ func argsTask(j *Journal, a []any, r *Task) []any {
 		int64(r.Retries), int64(r.Priority), boolInt(r.Noop), r.StdoutPath, r.StderrPath, unixTime(r.SubmittedAt))
 }
 
-func argsTaskSized(j *Journal, a []any, r *Task) []any {
-	return append(argsTask(j, a, r), int64(r.Cores), int64(r.GPUs), r.MemBytes, int64(r.Nodes), int64(r.RanksPerNode))
-}
-
-// sized reports whether a task asks for a size (its row needs the size
-// columns).
-func (t *Task) sized() bool {
-	return t.Cores != 0 || t.GPUs != 0 || t.MemBytes != 0 || t.Nodes != 0 || t.RanksPerNode != 0
-}
-
-func (g *Got) empty() bool { return g == nil || g.CPUs == "" && g.GPUs == "" && len(g.Nodes) == 0 }
-
-// gotOf is what a row's columns say was got, nil when nothing.
-func gotOf(cpus, gpus, nodes string) *Got {
-	if cpus == "" && gpus == "" && nodes == "" {
-		return nil
-	}
-	return &Got{CPUs: cpus, GPUs: gpus, Nodes: splitNodes(nodes)}
-}
-
 func argsResult(j *Journal, a []any, r *Result) []any {
 	return append(a, r.TaskID, j.state.box(r.State), boxInt64(int64(r.ExitCode)), int64(r.Signal), j.errorKind.box(r.ErrorKind), r.Error,
 		int64(r.Attempts), r.BlockID, j.pool.box(r.PoolID), j.node.box(r.Node), int64(r.Rank), unixTime(r.StartedAt), unixTime(r.EndedAt),
 		blob(r.Stdout), blob(r.Stderr))
 }
 
-func argsResultGot(j *Journal, a []any, r *Result) []any {
-	return append(argsResult(j, a, r), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
-}
-
 func argsAttempt(j *Journal, a []any, r *Attempt) []any {
 	return append(a, r.TaskID, int64(r.Attempt), j.pool.box(r.PoolID), r.BlockID, j.node.box(r.Node), j.state.box(r.State), j.errorKind.box(r.ErrorKind),
 		boxInt64(int64(r.ExitCode)), unixTime(r.StartedAt), unixTime(r.EndedAt))
-}
-
-func argsAttemptGot(j *Journal, a []any, r *Attempt) []any {
-	return append(argsAttempt(j, a, r), r.Got.CPUs, r.Got.GPUs, joinNodes(r.Got.Nodes))
-}
-
-// joinNodes stores a node list as a comma list ("" for none); splitNodes
-// reverses it. Node names hold no commas (Slurm and PBS host names).
-func joinNodes(nodes []string) string { return strings.Join(nodes, ",") }
-
-func splitNodes(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
 }
 
 func argsBlock(_ *Journal, a []any, r *Block) []any {
