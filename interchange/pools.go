@@ -44,7 +44,7 @@ func (s *state) handleWorker(id, payload []byte) {
 		if p != nil {
 			p.draining = true
 			p.lastSeen = s.now
-			s.rescan = true
+			s.poolsChanged()
 			s.event("pool_draining", p.reg.BlockId, p.id, 0, "pool reached its drain period")
 		}
 	default:
@@ -72,7 +72,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 	p.reg = r
 	p.shape = poolShapeOf(r)
 	p.capacity = int(r.Slots) + int(max(r.Prefetch, 0))
-	s.rescan = true
+	s.poolsChanged()
 	p.lastSeen = s.now
 	p.idleSince = s.now
 	if r.BlockEndUnixMs > 0 {
@@ -153,6 +153,9 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 		case t.state == stRunning && t.pool != nil && t.pool.id == id:
 			delete(t.pool.running, t.id)
 			t.pool.used -= s.chargeOn(t, t.pool)
+			if t.pool.resv != nil {
+				s.waitDirty = true // its reserved task may start now
+			}
 			t.pool.done++
 			if len(t.pool.running) == 0 {
 				t.pool.idleSince = s.now

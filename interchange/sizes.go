@@ -267,9 +267,26 @@ func sizedFields(t *task, w int) []byte {
 // reserves one for it.
 func (s *state) wait(t *task) {
 	wt := &waiter{t: t}
-	if !s.place(wt) {
+	if s.noPool[noPoolKey{t.shape, t.timeoutMs}] || !s.place(wt) {
 		s.waiting = append(s.waiting, wt)
 	}
+}
+
+// noPoolKey is what decides which pools can take a task of a size: its
+// shape and its time limit. A key in state.noPool found no pool that could
+// take the task or be reserved for it; until pools change (poolsChanged)
+// nor can any other task of that key, so wait does not look at every pool
+// again for each of them. (Time only shortens what fits a block.)
+type noPoolKey struct {
+	shape     shapeID
+	timeoutMs int64
+}
+
+// poolsChanged is called when a pool registers, drains or goes, or a
+// reservation ends: the waiting tasks without a reservation look again.
+func (s *state) poolsChanged() {
+	s.rescan = true
+	clear(s.noPool)
 }
 
 // place starts a waiting task on the first pool that can take it now and
@@ -294,12 +311,17 @@ func (s *state) place(wt *waiter) bool {
 			best, bestNeed, bestW = q, need, w
 		}
 	}
-	if best != nil {
-		wt.pool, wt.w = best, bestW
-		best.resv = wt
-		s.log.Info("pool reserved for a task of a size", "pool", best.id, "task", wt.t.id, "size", v.String(),
-			"slots", bestW, "to_free", bestNeed)
+	if best == nil {
+		if s.noPool == nil {
+			s.noPool = map[noPoolKey]bool{}
+		}
+		s.noPool[noPoolKey{wt.t.shape, wt.t.timeoutMs}] = true
+		return false
 	}
+	wt.pool, wt.w = best, bestW
+	best.resv = wt
+	s.log.Info("pool reserved for a task of a size", "pool", best.id, "task", wt.t.id, "size", v.String(),
+		"slots", bestW, "to_free", bestNeed)
 	return false
 }
 
@@ -315,7 +337,7 @@ func (s *state) startOne(t *task, p *pool, w int) {
 func (s *state) unreserve(wt *waiter) {
 	if p := wt.pool; p != nil {
 		p.resv, wt.pool = nil, nil
-		s.rescan = true
+		s.poolsChanged()
 		s.markReady(p)
 	}
 }
@@ -324,11 +346,15 @@ func (s *state) unreserve(wt *waiter) {
 // drops those no longer queued (cancelled, or claimed by a pool that
 // registered again), and when pools changed (rescan) places those without
 // a reservation. Called by dispatch before the queue's tasks, so that
-// tasks that waited go first.
+// tasks that waited go first; it looks only when something may have
+// changed for them (waitDirty: results of a reserved pool, a finished
+// waiting task, the periodic tick; rescan), so that a long waiting list
+// costs nothing while it cannot move.
 func (s *state) serveWaiting() {
-	if len(s.waiting) == 0 {
+	if len(s.waiting) == 0 || !s.waitDirty && !s.rescan {
 		return
 	}
+	s.waitDirty = false
 	rescan := s.rescan
 	s.rescan = false
 	keep := s.waiting[:0]
@@ -352,7 +378,7 @@ func (s *state) serveWaiting() {
 				continue
 			}
 		}
-		if rescan && s.place(wt) {
+		if rescan && !s.noPool[noPoolKey{t.shape, t.timeoutMs}] && s.place(wt) {
 			continue
 		}
 		keep = append(keep, wt)

@@ -91,10 +91,12 @@ type state struct {
 	poolOrder     []*pool
 	ready         poolRing // pools that may take tasks (dispatch.go)
 	shapes        shapeTable
-	waiting       []*waiter // tasks of a size no pool could take when dispatch came to them (sizes.go)
-	queuedExtra   int       // Σ extraSlots of the queued tasks (sizes.go), for the scaler
-	rescan        bool      // pools changed: place the waiting tasks without a reservation again
-	stalled       bool      // dispatch met a spilled task
+	waiting       []*waiter          // tasks of a size no pool could take when dispatch came to them (sizes.go)
+	queuedExtra   int                // Σ extraSlots of the queued tasks (sizes.go), for the scaler
+	rescan        bool               // pools changed: place the waiting tasks without a reservation again
+	waitDirty     bool               // look at the waiting tasks at the next dispatch (sizes.go)
+	noPool        map[noPoolKey]bool // sizes that no pool can take or reserve for, until pools change
+	stalled       bool               // dispatch met a spilled task
 	nextJob       uint64
 	nextTask      uint64
 
@@ -172,6 +174,7 @@ func (s *state) tick(now time.Time) {
 		return
 	}
 	s.lastTick = now
+	s.waitDirty = true // blocks near their end, drains: reservations are checked again
 	s.releaseRestored(now)
 	thr := s.cfg.HeartbeatThreshold
 	for _, p := range s.poolOrder {
@@ -203,7 +206,7 @@ func (s *state) lose(p *pool, why string) {
 		Hostname: p.reg.Hostname, CPUs: int(p.reg.Cpus), MemoryGB: p.reg.MemoryGb, Slots: int(p.reg.Slots),
 		LostAt: ended}) // zero RegisteredAt: the first registration's time stays
 	s.event("pool_lost", p.reg.BlockId, p.id, 0, why)
-	s.rescan = true
+	s.poolsChanged()
 	for _, id := range sortedKeys(p.running) {
 		t := p.running[id]
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
@@ -246,6 +249,9 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	if t.state == stQueued {
 		s.leaveQueue(t)
 		s.queuedExtra -= s.extraSlots(t)
+		if t.shape != 0 {
+			s.waitDirty = true // it may wait, holding a reservation
+		}
 	}
 	s.shapes.release(t.shape)
 	s.tasks.remove(t) // state stDone
