@@ -1,6 +1,8 @@
 // Package worker is the per-node worker pool (`htexctl worker`): it
-// registers with the interchange, runs one slot per pinning.Slot, fork/execs
-// each task with its slot's CPU mask and environment, enforces time limits,
+// registers with the interchange, runs one slot per pinning.Slot, places
+// tasks on its slots (a task of a size on several, board.go and place.go),
+// fork/execs each task with its slot's CPU mask and environment (or the
+// mask and variables of its placement), enforces time limits,
 // batches results back, heartbeats, keeps its running tasks across a lost
 // interchange, and drains before its block's end. It never imports the
 // interchange: both speak the wire package.
