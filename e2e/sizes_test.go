@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,5 +252,59 @@ func TestSizedImpossibleRefused(t *testing.T) {
 	job := d.Submit("--cores", "2", "--", "true")
 	if code := d.WaitJob(job); code != 0 {
 		t.Fatalf("a 2-core task on two 1-CPU slots: wait exit %d", code)
+	}
+}
+
+// TestSizedGPUsVendorEnv: a task of two GPUs on a pool of two 1-GPU slots
+// (AMD) sees both devices in ROCR_VISIBLE_DEVICES and none of the
+// variables AMD drops, whatever the pool inherited; its result says which
+// GPUs it got; three GPUs are refused at submit.
+func TestSizedGPUsVendorEnv(t *testing.T) {
+	testenv.Integration(t)
+	var env []string
+	for _, k := range deviceVars {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	for k, v := range slurmExported {
+		env = append(env, k+"="+v)
+	}
+	d := testenv.StartDaemonEnv(t, strings.Replace(vendorConfig, "VENDOR", "amd", 1), env...)
+	probe := `env | grep -E '^(` + strings.Join(deviceVars, "|") + `)=' | sort`
+	for _, c := range []struct {
+		gpus string
+		want map[string]string
+	}{
+		{"2", map[string]string{"ROCR_VISIBLE_DEVICES": "0,1", "ZE_AFFINITY_MASK": "0,1,2,3"}},
+		{"1", map[string]string{"ROCR_VISIBLE_DEVICES": "0", "ZE_AFFINITY_MASK": "0,1,2,3"}},
+	} {
+		job := d.Submit("--gpus", c.gpus, "--", "sh", "-c", probe)
+		if code := d.WaitJob(job); code != 0 {
+			t.Fatalf("--gpus %s: wait exit %d\n%s", c.gpus, code, testenv.Tail(d.Log(), 30))
+		}
+		var rs []struct {
+			Stdout  string `json:"stdout"`
+			GotGPUs string `json:"got_gpus"`
+			GPUs    int    `json:"gpus"`
+		}
+		if err := json.Unmarshal([]byte(d.MustRun("results", "--json", job)), &rs); err != nil || len(rs) != 1 {
+			t.Fatalf("results: %v %+v", err, rs)
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(rs[0].Stdout), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				got[k] = v
+			}
+		}
+		if !maps.Equal(got, c.want) {
+			t.Errorf("--gpus %s: the task sees %v, want %v", c.gpus, got, c.want)
+		}
+		if rs[0].GotGPUs != c.want["ROCR_VISIBLE_DEVICES"] || strconv.Itoa(rs[0].GPUs) != c.gpus {
+			t.Errorf("--gpus %s: result says gpus %d, got %q", c.gpus, rs[0].GPUs, rs[0].GotGPUs)
+		}
+	}
+	_, errOut, code := d.Run("submit", "--gpus", "3", "--", "true")
+	if code != 1 || !strings.Contains(errOut, "--gpus 3 does not fit any pool of this config") {
+		t.Errorf("--gpus 3 on 2 GPUs: exit %d, %q", code, errOut)
 	}
 }
