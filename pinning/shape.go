@@ -21,7 +21,7 @@ type Shape struct {
 	// count one each.
 	GPUs int
 	// Memory of one slot in bytes: mem_per_worker when set, else the
-	// node's memory shared evenly.
+	// node's memory shared evenly (rounded up to a whole byte).
 	MemBytes int64
 	// SlotsPerGPU: when the slots share GPUs through MPS (Oversubscribed),
 	// how many slots share one GPU at most, ceil(slots/GPUs); 0 otherwise.
@@ -57,7 +57,10 @@ func (l *Layout) Shape(node Node, opts Options) Shape {
 	if opts.MemPerWorker > 0 {
 		gib = opts.MemPerWorker
 	}
-	sh.MemBytes = int64(gib * (1 << 30))
+	// Rounded up: the slots' shares add up to at least the node's memory,
+	// so that a task asking for all of it is charged all the slots, not
+	// one more than there are.
+	sh.MemBytes = int64(math.Ceil(gib * (1 << 30)))
 	return sh
 }
 

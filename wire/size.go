@@ -87,20 +87,24 @@ func ParseMem(s string) (int64, error) {
 	return int64(bytes), nil
 }
 
-// FormatMem writes a memory size for people: the largest binary unit that
-// keeps at most one decimal exact enough (4G, 1.5G, 512M, 100 bytes as
-// "100B").
+// FormatMem writes a memory size for people, in the largest binary unit
+// it holds, exact when whole and else rounded to one decimal (4G, 1.5G,
+// 85.3G, 512M; 100 bytes as "100B"); a size a few bytes from a whole
+// unit is written as that unit (1T for 1T + 8 bytes).
 func FormatMem(b int64) string {
-	for _, u := range []struct {
+	units := []struct {
 		s string
 		n int64
-	}{{"P", 1 << 50}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if b >= u.n {
-			v := float64(b) / float64(u.n)
+	}{{"P", 1 << 50}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}}
+	for _, u := range units {
+		// Just below a whole unit (1024.0 of the next smaller one) counts
+		// as the unit.
+		if b >= u.n || float64(b)/float64(u.n) >= 1023.95/1024 {
 			if b%u.n == 0 {
 				return strconv.FormatInt(b/u.n, 10) + u.s
 			}
-			return strconv.FormatFloat(v, 'f', 1, 64) + u.s
+			v := strconv.FormatFloat(float64(b)/float64(u.n), 'f', 1, 64)
+			return strings.TrimSuffix(v, ".0") + u.s
 		}
 	}
 	return strconv.FormatInt(b, 10) + "B"

@@ -58,7 +58,8 @@ func TestFormatMem(t *testing.T) {
 	for _, c := range []struct {
 		in   int64
 		want string
-	}{{100, "100B"}, {2048, "2K"}, {3 << 29, "1.5G"}, {4 << 30, "4G"}, {1 << 50, "1P"}, {62 << 30, "62G"}} {
+	}{{100, "100B"}, {2048, "2K"}, {3 << 29, "1.5G"}, {4 << 30, "4G"}, {1 << 50, "1P"}, {62 << 30, "62G"},
+		{1<<40 + 8, "1T"}, {1<<40 - 8, "1T"}, {(1024<<30 + 11) / 12, "85.3G"}, {1023 << 30, "1023G"}} {
 		if got := FormatMem(c.in); got != c.want {
 			t.Errorf("FormatMem(%d) = %q, want %q", c.in, got, c.want)
 		}
