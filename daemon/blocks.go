@@ -181,7 +181,8 @@ func (l *blockLoop) step(ctx context.Context) {
 	now := time.Now()
 	l.tickBreaker(ctx, now)
 	l.mu.Lock()
-	in := scale.Input{Now: now, First: l.first, Tasks: stats.Queued + stats.Running, Halted: l.breaker.Halted()}
+	// Tasks of a size count the slots they take (interchange Stats).
+	in := scale.Input{Now: now, First: l.first, Tasks: stats.Queued + stats.Running + stats.ExtraSlots, Halted: l.breaker.Halted()}
 	if in.Tasks > 0 {
 		l.lastWork = now
 	} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/journal"
 	"github.com/htex/htex/metrics"
+	"github.com/htex/htex/pinning/detect"
 	"github.com/htex/htex/providers"
 	"github.com/htex/htex/providers/local"
 	"github.com/htex/htex/providers/pbs"
@@ -225,6 +226,7 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 		return err
 	}
 	d.addrs = addrs
+	shape := configPoolShape(cfg, detect.Node)
 	opts := func(cp, wp int) interchange.Options {
 		return interchange.Options{
 			Label: cfg.Executor.Label, RunDir: d.opt.RunDir, Provider: prov.Name(), BindHosts: hosts,
@@ -233,7 +235,8 @@ func (d *daemon) openInterchange(serverKeys rundir.KeyPair, warning string) erro
 			HeartbeatPeriod: cfg.Executor.HeartbeatPeriod.D(), HeartbeatThreshold: cfg.Executor.HeartbeatThreshold.D(),
 			DefaultRetries: retriesDefault(cfg), Journal: d.jr, Log: d.log, Blocks: d.blocks, Warning: warning,
 			DrainPeriod: cfg.Executor.DrainPeriod.D(), Observer: observer(d.opt.Metrics),
-			MPI: interchange.MPISettingsFor(cfg.Provider.NodesPerBlock, cfg.Provider.Launcher),
+			MPI:       interchange.MPISettingsFor(cfg.Provider.NodesPerBlock, cfg.Provider.Launcher),
+			PoolShape: shape,
 		}
 	}
 	ix, err := interchange.New(opts(clientPort, workerPort))

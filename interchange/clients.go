@@ -101,9 +101,12 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 			s.replyError(id, reqID, "submit: %v", err)
 			return
 		}
+		if err := s.refuseSize(i, specShape(t)); err != nil {
+			s.replyError(id, reqID, "submit: %v", err)
+			return
+		}
 	}
-	shapes, err := s.internShapes(r.Tasks)
-	if err != nil {
+	if err := s.shapesFit(r.Tasks); err != nil {
 		s.replyError(id, reqID, "submit: %v", err)
 		return
 	}
@@ -125,23 +128,25 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		s.pending.Jobs = append(s.pending.Jobs, journal.Job{ID: int64(j.id), Name: r.Name, SubmittedAt: s.now})
 	}
 	first := s.nextTask
-	for i, spec := range r.Tasks {
+	for _, spec := range r.Tasks {
 		retries := spec.Retries
 		if retries < 0 {
 			retries = int32(s.cfg.DefaultRetries)
 		}
-		var shape shapeID
-		if shapes != nil {
-			shape = shapes[i]
+		var sid shapeID
+		if spec.Cores|spec.Gpus|spec.Nodes|spec.RanksPerNode != 0 || spec.MemBytes != 0 {
+			sid, _ = s.shapes.intern(specShape(spec)) // room checked above (shapesFit)
 		}
 		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority,
-			submitted: s.now.UnixNano(), shape: shape})
+			submitted: s.now.UnixNano(), shape: sid})
+		s.queuedExtra += s.extraSlots(t)
 		if s.spill() {
 			s.spillTask(t)
 		} else {
 			t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
 				ArgvRaw: spec.ArgvRaw, EnvRaw: spec.EnvRaw, CwdRaw: spec.CwdRaw, TimeoutMs: spec.TimeoutMs,
-				ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath})
+				ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath,
+				Cores: spec.Cores, Gpus: spec.Gpus, MemBytes: spec.MemBytes, RanksPerNode: spec.RanksPerNode})
 		}
 		s.nextTask++
 		s.queue.push(t)
@@ -150,7 +155,8 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
 			Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
 			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
-			StderrPath: spec.StderrPath, SubmittedAt: s.now})
+			StderrPath: spec.StderrPath, SubmittedAt: s.now, Cores: int(spec.Cores), GPUs: int(spec.Gpus), MemBytes: spec.MemBytes,
+			Nodes: int(spec.Nodes), RanksPerNode: int(spec.RanksPerNode)})
 	}
 	if r.Last {
 		j.sealed = true
@@ -171,8 +177,9 @@ func (s *state) status() *wire.StatusReply {
 	perBlock := map[int64]*wire.BlockStatus{}
 	for _, p := range s.poolOrder {
 		r.Running += int64(len(p.running))
+		busy := int32(min(s.used(p), int(p.reg.Slots))) // slots, as a task of a size or a multi-node task holds several
 		r.Pools = append(r.Pools, &wire.PoolStatus{Id: p.id, Node: p.reg.Node, BlockId: p.reg.BlockId, Slots: p.reg.Slots,
-			Busy: int32(min(s.used(p), int(p.reg.Slots))), LastHeartbeatUnixMs: p.lastSeen.UnixMilli(), Draining: p.draining})
+			Busy: busy, LastHeartbeatUnixMs: p.lastSeen.UnixMilli(), Draining: p.draining})
 		b := perBlock[p.reg.BlockId]
 		if b == nil {
 			b = &wire.BlockStatus{Id: p.reg.BlockId}
@@ -180,13 +187,13 @@ func (s *state) status() *wire.StatusReply {
 		}
 		b.Pools++
 		b.Slots += p.reg.Slots
-		b.Busy += int32(min(s.used(p), int(p.reg.Slots)))
+		b.Busy += busy
 		if !p.idleSince.IsZero() && (b.IdleSinceUnixMs == 0 || p.idleSince.UnixMilli() > b.IdleSinceUnixMs) {
 			b.IdleSinceUnixMs = p.idleSince.UnixMilli()
 		}
 	}
 	r.Queued = int64(s.tasks.len()) - r.Running
-	r.Waiting = s.gangWaiting()
+	r.Waiting = append(s.gangWaiting(), s.waitingReasons()...)
 	if bs := s.cfg.Blocks; bs != nil {
 		for _, b := range bs.BlockStatuses() {
 			if pb := perBlock[b.Id]; pb != nil {
@@ -254,10 +261,15 @@ func (s *state) taskResult(row journal.Row) *wire.TaskResult {
 	tr := &wire.TaskResult{TaskId: uint64(row.Task.ID), JobId: uint64(row.Task.JobID), ArrayIndex: row.Task.ArrayIndex, BlockId: -1}
 	tr.SetArgs(row.Task.Argv)
 	tr.StdoutPath, tr.StderrPath = row.Task.StdoutPath, row.Task.StderrPath
+	tr.Cores, tr.Gpus, tr.MemBytes = int32(row.Task.Cores), int32(row.Task.GPUs), row.Task.MemBytes
+	tr.Nodes, tr.RanksPerNode = int32(row.Task.Nodes), int32(row.Task.RanksPerNode)
 	if res := row.Result; res != nil {
 		tr.State, tr.ExitCode, tr.Signal, tr.ErrorKind, tr.Error = res.State, int32(res.ExitCode), int32(res.Signal), res.ErrorKind, res.Error
 		tr.Attempts, tr.BlockId, tr.Node = int32(res.Attempts), res.BlockID, res.Node
 		tr.Stdout, tr.Stderr = res.Stdout, res.Stderr
+		if g := res.Got; g != nil {
+			tr.GotCpus, tr.GotGpus, tr.GotNodes = g.CPUs, g.GPUs, g.Nodes
+		}
 		if !res.StartedAt.IsZero() {
 			tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
 		}

@@ -56,12 +56,14 @@ type config struct {
 	Observer Observer
 	// MPI says which multi-node tasks the run can start (gang.go).
 	MPI MPISettings
+	// PoolShape is the config's pool shape; zero = unknown (sizes.go).
+	PoolShape PoolShape
 }
 
 func configOf(o Options) config {
 	return config{Label: o.Label, RunDir: o.RunDir, Provider: o.Provider, Warning: o.Warning,
 		Encrypted: o.Encrypted, HeartbeatThreshold: o.HeartbeatThreshold, DrainPeriod: o.DrainPeriod,
-		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer, MPI: o.MPI}
+		DefaultRetries: o.DefaultRetries, Blocks: o.Blocks, Observer: o.Observer, MPI: o.MPI, PoolShape: o.PoolShape}
 }
 
 // peer says which channel a message goes out on.

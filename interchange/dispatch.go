@@ -37,10 +37,11 @@ func (r *poolRing) pop() *pool {
 	return p
 }
 
-// wants reports whether a pool may take tasks now.
+// wants reports whether a pool may take tasks now: it has free capacity
+// and is not reserved for a task of a size (sizes.go).
 func (s *state) wants(p *pool) bool {
 	free := p.capacity - s.used(p)
-	return !p.gone && p.gang == nil && free > 0 && !s.draining(p) && s.refillDue(p, free)
+	return !p.gone && p.gang == nil && p.resv == nil && free > 0 && !s.draining(p) && s.refillDue(p, free)
 }
 
 // markReady puts a pool in the ring if it may take tasks and is not there.
@@ -51,9 +52,11 @@ func (s *state) markReady(p *pool) {
 	}
 }
 
-// dispatch hands queued tasks to the ready pools, in turn. It stops at a
-// spilled task (spill.go) until it is loaded.
+// dispatch hands queued tasks to the ready pools, in turn, after the
+// tasks of a size that wait (sizes.go). It stops at a spilled task
+// (spill.go) until it is loaded.
 func (s *state) dispatch() {
+	s.serveWaiting()
 	s.stalled = false
 	if len(s.gangs.list) > 0 {
 		s.gangStep()
@@ -70,7 +73,9 @@ func (s *state) dispatch() {
 }
 
 // fill hands a pool queued tasks up to its free capacity, in priority
-// order, skipping those whose time limit does not fit its block.
+// order, skipping those whose time limit does not fit its block. A task of
+// a size that the pool cannot take now goes to the waiting list (sizes.go),
+// which may reserve this pool for it: then the filling stops.
 func (s *state) fill(p *pool) {
 	free := p.capacity - s.used(p)
 	var fields [][]byte
@@ -94,23 +99,27 @@ func (s *state) fill(p *pool) {
 			}
 			continue
 		}
-		if !s.fits(t, p) {
+		w, f := 1, t.fields.bytes()
+		if t.shape != 0 {
+			var ok bool
+			if w, ok = s.sizedFits(t, p); !ok {
+				s.wait(t)
+				if p.resv != nil {
+					break
+				}
+				continue
+			}
+			f = sizedFields(t, w)
+		} else if !s.fits(t, p) {
 			aside = append(aside, t)
 			if skipped++; skipped > 256 {
 				break
 			}
 			continue
 		}
-		t.state = stRunning
-		t.pool = p
-		t.attempts++
-		t.dispatched = s.now.UnixNano()
-		if o := s.cfg.Observer; o != nil && t.submitted != 0 {
-			o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
-		}
-		p.running[t.id] = t
-		free--
-		fields = append(fields, t.fields.bytes())
+		s.start(t, p, w)
+		free -= w
+		fields = append(fields, f)
 		attempts = append(attempts, t.attempts)
 	}
 	for _, t := range aside {
@@ -122,6 +131,22 @@ func (s *state) fill(p *pool) {
 			s.sendRaw(toPool, p.ident, f)
 		}
 	}
+}
+
+// start marks a task dispatched to p, charged w slots.
+func (s *state) start(t *task, p *pool, w int) {
+	if t.shape != 0 {
+		s.queuedExtra -= s.extraSlots(t)
+	}
+	t.state = stRunning
+	t.pool = p
+	t.attempts++
+	t.dispatched = s.now.UnixNano()
+	if o := s.cfg.Observer; o != nil && t.submitted != 0 {
+		o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
+	}
+	p.running[t.id] = t
+	p.used += w
 }
 
 // refillDue reports whether a pool with free capacity should get tasks

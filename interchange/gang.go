@@ -87,13 +87,13 @@ const maxReserveTries = 16
 const maxWaitingLines = 20
 
 // used is how much of a pool's capacity its tasks take: every slot while
-// it belongs to a running gang, else one per running task. Dispatch and
-// status account a pool's load through it alone.
+// it belongs to a running gang, else the slots its tasks are charged
+// (sizes.go). Dispatch and status account a pool's load through it.
 func (s *state) used(p *pool) int {
 	if p.gang != nil && p.gang.running {
 		return p.capacity
 	}
-	return len(p.running)
+	return p.used
 }
 
 // validateMPI checks the multi-node fields of a task spec (untrusted wire
@@ -160,7 +160,7 @@ func (s *state) gangStep() {
 				s.reserve(g)
 			}
 		case !s.reservationHolds(g):
-			s.unreserve(g)
+			s.unreserveGang(g)
 			s.reserve(g)
 		case s.gangIdle(g):
 			s.startGang(g)
@@ -170,7 +170,7 @@ func (s *state) gangStep() {
 
 // eligible reports whether a pool may be reserved for t.
 func (s *state) eligible(p *pool, t *task) bool {
-	return !p.gone && p.gang == nil && p.reg.MpiLauncher != "" && !s.draining(p) && s.fits(t, p)
+	return !p.gone && p.gang == nil && p.resv == nil && p.reg.MpiLauncher != "" && !s.draining(p) && s.fits(t, p)
 }
 
 // reserve reserves g's pools when one block has enough eligible pools: the
@@ -238,8 +238,8 @@ func (s *state) gangIdle(g *gang) bool {
 	return true
 }
 
-// unreserve gives a waiting gang's pools back.
-func (s *state) unreserve(g *gang) {
+// unreserveGang gives a waiting gang's pools back.
+func (s *state) unreserveGang(g *gang) {
 	pools := g.pools
 	g.pools = nil
 	s.releasePools(g, pools)
@@ -285,6 +285,7 @@ func (s *state) startGang(g *gang) {
 		o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
 	}
 	first.running[t.id] = t
+	first.used += s.chargeOn(t, first) // every slot: released with its result like any task's
 	g.running = true
 	fields := wire.AppendMPIFields(slices.Clip(t.fields.bytes()), nodes, g.ranks)
 	for _, f := range taskFrames([][]byte{fields}, []int32{t.attempts}) {
@@ -316,7 +317,7 @@ func (s *state) gangPoolLost(p *pool, why string) {
 	g := p.gang
 	switch {
 	case !g.running: // reserve again, elsewhere
-		s.unreserve(g)
+		s.unreserveGang(g)
 	case p == g.pools[0]: // lose retries or fails the task with its pool
 		s.dropGang(g)
 	default:
@@ -428,24 +429,4 @@ func (s *state) whyWaiting(g *gang) string {
 		}
 	}
 	return fmt.Sprintf("no block with %d pools up has time left for its time limit", g.nodes)
-}
-
-// internShapes interns the shapes of a submission's tasks, all or none;
-// nil when no task has a shape.
-func (s *state) internShapes(specs []*wire.TaskSpec) ([]shapeID, error) {
-	if !slices.ContainsFunc(specs, func(t *wire.TaskSpec) bool { return t.Nodes > 1 }) {
-		return nil, nil
-	}
-	ids := make([]shapeID, len(specs))
-	for i, t := range specs {
-		id, err := s.shapes.intern(shapeOf(0, 0, 0, t.Nodes, t.RanksPerNode))
-		if err != nil {
-			for _, done := range ids[:i] {
-				s.shapes.release(done)
-			}
-			return nil, err
-		}
-		ids[i] = id
-	}
-	return ids, nil
 }

@@ -80,6 +80,10 @@ type Options struct {
 	// MPI (provider.nodes_per_block and launcher, MPISettingsFor) bounds
 	// the multi-node tasks submit accepts; zero = none.
 	MPI MPISettings
+	// PoolShape is the shape of the pools of the config, when known before
+	// they register: a task of a size that none of them could run is
+	// refused at submit. Zero = unknown.
+	PoolShape PoolShape
 }
 
 // Stats is a snapshot for the scaler, refreshed by the loop.
@@ -87,7 +91,11 @@ type Stats struct {
 	At      time.Time
 	Queued  int
 	Running int
-	Pools   []PoolStat
+	// ExtraSlots: the slots beyond one a task that tasks of a size hold
+	// (running) or will take on a pool of the config's shape (queued), so
+	// that Queued + Running + ExtraSlots is the work in slots.
+	ExtraSlots int
+	Pools      []PoolStat
 }
 
 // PoolStat is one registered pool.

@@ -44,6 +44,7 @@ func (s *state) handleWorker(id, payload []byte) {
 		if p != nil {
 			p.draining = true
 			p.lastSeen = s.now
+			s.poolsChanged()
 			s.event("pool_draining", p.reg.BlockId, p.id, 0, "pool reached its drain period")
 		}
 	default:
@@ -69,7 +70,9 @@ func (s *state) register(id []byte, r *wire.Register) {
 		s.poolOrder = append(s.poolOrder, p)
 	}
 	p.reg = r
+	p.shape = poolShapeOf(r)
 	p.capacity = int(r.Slots) + int(max(r.Prefetch, 0))
+	s.poolsChanged()
 	p.lastSeen = s.now
 	p.idleSince = s.now
 	if r.BlockEndUnixMs > 0 {
@@ -85,6 +88,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 			stale = append(stale, tid)
 		case t.state == stQueued:
 			s.leaveQueue(t)
+			s.queuedExtra -= s.extraSlots(t)
 			t.state = stRunning
 			t.pool = p
 			t.attempts++
@@ -94,6 +98,7 @@ func (s *state) register(id []byte, r *wire.Register) {
 			stale = append(stale, tid)
 		}
 	}
+	s.recount(p)
 	if len(stale) > 0 {
 		s.toPool(id, &wire.Envelope{Body: &wire.Envelope_CancelTasks{CancelTasks: &wire.CancelTasks{Ids: stale}}})
 	}
@@ -147,6 +152,10 @@ func (s *state) results(id string, p *pool, rs []*wire.Result) {
 			continue
 		case t.state == stRunning && t.pool != nil && t.pool.id == id:
 			delete(t.pool.running, t.id)
+			t.pool.used -= s.chargeOn(t, t.pool)
+			if t.pool.resv != nil {
+				s.waitDirty = true // its reserved task may start now
+			}
 			t.pool.done++
 			if len(t.pool.running) == 0 {
 				t.pool.idleSince = s.now

@@ -111,6 +111,16 @@ func (h *harness) run(c scenarioCase) (string, error) {
 		if npb > 0 {
 			h.cfg.MPI = MPISettingsFor(int(npb), a.str("launcher", "srun"))
 		}
+		// shape=SLOTSxCPUS [shapegpus=N] [shapemem=SIZE]: the config's
+		// pool shape (per slot), known before pools register
+		h.cfg.PoolShape = PoolShape{}
+		if v, ok := a.kv["shape"]; ok {
+			ps, err := poolShapeArg(v, a)
+			if err != nil {
+				return "", err
+			}
+			h.cfg.PoolShape = ps
+		}
 		h.now = t0
 		h.reset()
 		return "", nil
@@ -255,6 +265,13 @@ func describe(m *wire.Envelope) string {
 			}
 			if len(t.MpiNodes) > 0 {
 				x += fmt.Sprintf("[on %s x%d]", strings.Join(t.MpiNodes, ","), t.RanksPerNode)
+			}
+			if t.Slots > 0 {
+				x += "[" + strconv.Itoa(int(t.Slots)) + " slot"
+				if t.Slots != 1 {
+					x += "s"
+				}
+				x += "]"
 			}
 			s = append(s, x)
 		}
@@ -473,7 +490,8 @@ func (h *harness) restart() {
 		switch {
 		case !ok:
 			d.unfinished = append(d.unfinished, journal.TaskHead{ID: t.ID, JobID: t.JobID, Timeout: t.Timeout,
-				Retries: t.Retries, Priority: t.Priority, SubmittedAt: t.SubmittedAt})
+				Retries: t.Retries, Priority: t.Priority, SubmittedAt: t.SubmittedAt, Cores: t.Cores, GPUs: t.GPUs,
+				MemBytes: t.MemBytes, Nodes: t.Nodes, RanksPerNode: t.RanksPerNode})
 			if n := h.attempts[id]; n > 0 {
 				d.attempts[id] = n
 			}
@@ -542,6 +560,12 @@ func (h *harness) dump() string {
 		if !p.blockEnd.IsZero() {
 			fmt.Fprintf(&b, " ends=%s", since(p.blockEnd))
 		}
+		if p.used != len(p.running) {
+			fmt.Fprintf(&b, " used=%d", p.used)
+		}
+		if p.resv != nil {
+			fmt.Fprintf(&b, " reserved-for=%d", p.resv.t.id)
+		}
 		if g := p.gang; g != nil {
 			fmt.Fprintf(&b, " held-by=%d", g.t.id)
 			if g.running {
@@ -560,6 +584,16 @@ func (h *harness) dump() string {
 			fmt.Fprintf(&b, " lost=%q", g.lost)
 		}
 		b.WriteString("\n")
+	}
+	if n := s.snapshot(h.now).ExtraSlots; n != 0 {
+		fmt.Fprintf(&b, "extra slots for the scaler: %d\n", n)
+	}
+	if len(s.waiting) > 0 {
+		var w []string
+		for _, x := range s.waiting {
+			w = append(w, strconv.FormatUint(x.t.id, 10))
+		}
+		fmt.Fprintf(&b, "waiting: %s\n", strings.Join(w, ","))
 	}
 	if s.holding {
 		var former []string

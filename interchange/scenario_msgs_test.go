@@ -77,6 +77,7 @@ func resultsOf(a args, now time.Time) (*wire.Results, error) {
 var poolCmds = map[string]func(h *harness, a args) ([]byte, error){
 	// register POOL slots=N prefetch=N block=N end=+D running=1,2 ident=X mpi=srun
 	// unacked=SEQ/TASK:OUTCOME/...  (one unacked Results message)
+	// cpus=N gpus=N mem=SIZE  (what one slot holds; cpus=1 by default)
 	"register": func(h *harness, a args) ([]byte, error) {
 		r := &wire.Register{PoolId: a.str("id", a.rest[0]), Node: "node-" + a.rest[0], Hostname: a.rest[0]}
 		slots, err := a.int("slots", 2)
@@ -93,6 +94,24 @@ var poolCmds = map[string]func(h *harness, a args) ([]byte, error){
 		}
 		r.Slots, r.Prefetch, r.BlockId = int32(slots), int32(prefetch), block
 		r.MpiLauncher = a.str("mpi", "")
+		cpus, err := a.int("cpus", 1)
+		if err != nil {
+			return nil, err
+		}
+		gpus, err := a.int("gpus", 0)
+		if err != nil {
+			return nil, err
+		}
+		r.SlotCpus, r.SlotGpus, r.Cpus = int32(cpus), int32(gpus), int32(cpus*slots)
+		if v, ok := a.kv["mem"]; ok {
+			if r.SlotMemBytes, err = wire.ParseMem(v); err != nil {
+				return nil, err
+			}
+			r.MemoryGb = float64(r.SlotMemBytes*slots) / (1 << 30)
+		}
+		for i := range gpus * slots {
+			r.Accelerators = append(r.Accelerators, strconv.Itoa(int(i)))
+		}
 		if v, ok := a.kv["end"]; ok {
 			t, err := offset(v)
 			if err != nil {
@@ -154,7 +173,7 @@ var poolCmds = map[string]func(h *harness, a args) ([]byte, error){
 }
 
 // taskSpec parses a task line: key=value options (prio, timeout, retries,
-// noop) and the argv.
+// env, cores, gpus, mem) and the argv.
 func taskSpec(line string) (*wire.TaskSpec, error) {
 	t := &wire.TaskSpec{Retries: -1, ArrayIndex: -1}
 	for _, f := range strings.Fields(line) {
@@ -184,7 +203,7 @@ func taskSpec(line string) (*wire.TaskSpec, error) {
 			t.Retries = int32(n)
 		case "env":
 			t.Env = append(t.Env, v)
-		case "nodes", "ranks", "cores":
+		case "nodes", "ranks", "cores", "gpus":
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s=%q", k, v)
@@ -194,9 +213,20 @@ func taskSpec(line string) (*wire.TaskSpec, error) {
 				t.Nodes = int32(n)
 			case "ranks":
 				t.RanksPerNode = int32(n)
-			default:
+			case "cores":
 				t.Cores = int32(n)
+			default:
+				t.Gpus = int32(n)
 			}
+		case "mem": // a size, or any integer (a client that checks nothing)
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				n, err = wire.ParseMem(v)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("mem=%q: %v", v, err)
+			}
+			t.MemBytes = n
 		default:
 			t.Argv = append(t.Argv, f)
 		}

@@ -147,6 +147,9 @@ func TestScenarios(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s:%d: %s: %v", path, c.line, c.cmd, err)
 				}
+				if err := h.invariants(); err != nil {
+					t.Fatalf("%s:%d: after %s: %v", path, c.line, c.cmd, err)
+				}
 				got[i] = strings.TrimRight(out, "\n")
 				if !*rewrite && got[i] != c.output {
 					t.Errorf("%s:%d: %s %s\nwant:\n%s\ngot:\n%s", path, c.line, c.cmd, strings.Join(c.args, " "),

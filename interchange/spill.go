@@ -50,7 +50,8 @@ func (s *state) spill() bool {
 // encodeTask gives a task its wire encoding.
 func (s *state) encodeTask(t *task, jt *journal.Task) {
 	w := &wire.Task{Id: t.id, JobId: t.jobID, TimeoutMs: t.timeoutMs, ArrayIndex: jt.ArrayIndex, Noop: jt.Noop,
-		StdoutPath: jt.StdoutPath, StderrPath: jt.StderrPath}
+		StdoutPath: jt.StdoutPath, StderrPath: jt.StderrPath, Cores: int32(jt.Cores), Gpus: int32(jt.GPUs), MemBytes: jt.MemBytes,
+		RanksPerNode: int32(jt.RanksPerNode)}
 	w.SetArgs(jt.Argv)
 	w.SetEnvs(jt.Env)
 	w.SetDir(jt.Cwd)

@@ -38,7 +38,10 @@ type pool struct {
 	id        string
 	ident     []byte
 	reg       *wire.Register
-	capacity  int
+	capacity  int       // slots and prefetch
+	shape     slotShape // its slots (sizes.go)
+	used      int       // slots charged to the tasks it holds: one per task without a size
+	resv      *waiter   // the waiting task it is reserved for, or nil (sizes.go)
 	running   map[uint64]*task
 	lastSeen  time.Time
 	idleSince time.Time
@@ -89,8 +92,13 @@ type state struct {
 	jobs          map[uint64]*job
 	pools         map[string]*pool
 	poolOrder     []*pool
-	ready         poolRing // pools that may take tasks (dispatch.go)
-	stalled       bool     // dispatch met a spilled task
+	ready         poolRing           // pools that may take tasks (dispatch.go)
+	waiting       []*waiter          // tasks of a size no pool could take when dispatch came to them (sizes.go)
+	queuedExtra   int                // Σ extraSlots of the queued tasks (sizes.go), for the scaler
+	rescan        bool               // pools changed: place the waiting tasks without a reservation again
+	waitDirty     bool               // look at the waiting tasks at the next dispatch (sizes.go)
+	noPool        map[noPoolKey]bool // sizes that no pool can take or reserve for, until pools change
+	stalled       bool               // dispatch met a spilled task
 	nextJob       uint64
 	nextTask      uint64
 
@@ -142,9 +150,14 @@ func (s *state) restore(d restoreData, now time.Time) {
 		if !jt.SubmittedAt.IsZero() {
 			submitted = jt.SubmittedAt.UnixNano()
 		}
+		sid, err := s.shapes.intern(shapeOf(int32(jt.Cores), int32(jt.GPUs), jt.MemBytes, int32(jt.Nodes), int32(jt.RanksPerNode)))
+		if err != nil { // more distinct sizes than ids: it runs as a task of one slot
+			s.log.Error("restored task keeps no size", "task", jt.ID, "err", err)
+		}
 		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
 			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
-			submitted: submitted})
+			submitted: submitted, shape: sid})
+		s.queuedExtra += s.extraSlots(t)
 		s.spillTask(t)
 		if jb := s.jobs[t.jobID]; jb != nil {
 			jb.unfinished++
@@ -163,6 +176,7 @@ func (s *state) tick(now time.Time) {
 		return
 	}
 	s.lastTick = now
+	s.waitDirty = true // blocks near their end, drains: reservations are checked again
 	s.releaseRestored(now)
 	thr := s.cfg.HeartbeatThreshold
 	for _, p := range s.poolOrder {
@@ -197,6 +211,7 @@ func (s *state) lose(p *pool, why string) {
 		Hostname: p.reg.Hostname, CPUs: int(p.reg.Cpus), MemoryGB: p.reg.MemoryGb, Slots: int(p.reg.Slots),
 		LostAt: ended}) // zero RegisteredAt: the first registration's time stays
 	s.event("pool_lost", p.reg.BlockId, p.id, 0, why)
+	s.poolsChanged()
 	for _, id := range sortedKeys(p.running) {
 		t := p.running[id]
 		s.pending.Attempts = append(s.pending.Attempts, journal.Attempt{TaskID: int64(t.id), Attempt: int(t.attempts),
@@ -205,6 +220,7 @@ func (s *state) lose(p *pool, why string) {
 		t.pool = nil
 		if t.attempts <= t.retries {
 			t.state = stQueued
+			s.queuedExtra += s.extraSlots(t)
 			if !t.fields.loaded() { // it was claimed by a pool that registered again
 				s.spillTask(t)
 			}
@@ -237,11 +253,15 @@ func (s *state) event(kind string, block int64, poolID string, taskID uint64, ms
 func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	if t.state == stQueued {
 		s.leaveQueue(t)
+		s.queuedExtra -= s.extraSlots(t)
+		if t.shape != 0 {
+			s.waitDirty = true // it may wait, holding a reservation
+		}
 	}
 	if t.shape != 0 {
 		s.gangFinished(t)
-		s.shapes.release(t.shape)
 	}
+	s.shapes.release(t.shape)
 	s.tasks.remove(t) // state stDone
 	if j := s.jobs[t.jobID]; j != nil {
 		j.unfinished--
@@ -249,6 +269,9 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	res := journal.Result{TaskID: int64(t.id), ExitCode: int(r.ExitCode), Signal: int(r.Signal),
 		ErrorKind: errorKindName(r.ErrorKind), Error: r.Error, Attempts: int(max(t.attempts, 1)),
 		Rank: int(r.Rank), Stdout: r.Stdout, Stderr: r.Stderr}
+	if r.Cpus != "" || r.Gpus != "" || len(r.Nodes) > 0 {
+		res.Got = &journal.Got{CPUs: r.Cpus, GPUs: r.Gpus, Nodes: r.Nodes}
+	}
 	if r.StartUnixUs > 0 {
 		res.StartedAt = time.UnixMicro(r.StartUnixUs)
 	}
@@ -295,11 +318,16 @@ func errorKindName(k wire.ErrorKind) string {
 }
 
 func (s *state) snapshot(now time.Time) Stats {
-	st := Stats{At: now}
+	st := Stats{At: now, ExtraSlots: s.queuedExtra}
 	for _, p := range s.poolOrder {
 		st.Running += len(p.running)
+		used := p.used
+		if p.gang != nil && p.gang.running {
+			used = int(p.reg.Slots) // a multi-node task holds its pools whole
+		}
+		st.ExtraSlots += max(used-len(p.running), 0)
 		st.Pools = append(st.Pools, PoolStat{ID: p.id, BlockID: p.reg.BlockId, Node: p.reg.Node,
-			Slots: int(p.reg.Slots), Busy: s.used(p), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
+			Slots: int(p.reg.Slots), Busy: min(s.used(p), int(p.reg.Slots)), Done: p.done, IdleSince: p.idleSince, Draining: s.draining(p), BlockEnd: p.blockEnd})
 	}
 	st.Queued = s.tasks.len() - st.Running
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].ID < st.Pools[j].ID })
@@ -309,7 +337,8 @@ func (s *state) snapshot(now time.Time) Stats {
 func specFromJournal(t journal.Task) *wire.TaskSpec {
 	s := &wire.TaskSpec{TimeoutMs: t.Timeout.Milliseconds(),
 		Retries: int32(t.Retries), Priority: int32(t.Priority), ArrayIndex: t.ArrayIndex, Noop: t.Noop,
-		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath}
+		StdoutPath: t.StdoutPath, StderrPath: t.StderrPath, Cores: int32(t.Cores), Gpus: int32(t.GPUs), MemBytes: t.MemBytes,
+		Nodes: int32(t.Nodes), RanksPerNode: int32(t.RanksPerNode)}
 	s.SetArgs(t.Argv)
 	s.SetEnvs(t.Env)
 	s.SetDir(t.Cwd)

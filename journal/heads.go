@@ -15,9 +15,14 @@ type TaskHead struct {
 	Retries     int
 	Priority    int
 	SubmittedAt time.Time
+	// The size it asks for (Task), which dispatch decides on too.
+	Cores, GPUs         int
+	MemBytes            int64
+	Nodes, RanksPerNode int
 }
 
-const sqlUnfinishedHeads = `SELECT t.id, t.job_id, t.timeout_s, t.retries, t.priority, t.submitted_at FROM tasks t
+const sqlUnfinishedHeads = `SELECT t.id, t.job_id, t.timeout_s, t.retries, t.priority, t.submitted_at,
+       t.cores, t.gpus, t.mem_bytes, t.nodes, t.ranks_per_node FROM tasks t
 WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = t.id) ORDER BY t.id`
 
 // UnfinishedHeads is Unfinished without the commands: the heads of the
@@ -42,14 +47,16 @@ func (j *Journal) UnfinishedHeads() ([]TaskHead, map[int64]int, error) {
 	for rows.Next() {
 		var h TaskHead
 		var timeout float64
-		var retries, priority int64
+		var retries, priority, cores, gpus, nodes, ranks int64
 		var submitted sql.NullFloat64
-		if err := rows.Scan(&h.ID, &h.JobID, &timeout, &retries, &priority, &submitted); err != nil {
+		if err := rows.Scan(&h.ID, &h.JobID, &timeout, &retries, &priority, &submitted,
+			&cores, &gpus, &h.MemBytes, &nodes, &ranks); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("journal: unfinished heads: %w", err)
 		}
 		h.Timeout = time.Duration(math.Round(timeout * float64(time.Second)))
 		h.Retries, h.Priority, h.SubmittedAt = int(retries), int(priority), timeOf(submitted)
+		h.Cores, h.GPUs, h.Nodes, h.RanksPerNode = int(cores), int(gpus), int(nodes), int(ranks)
 		heads = append(heads, h)
 	}
 	if err := rows.Err(); err != nil {

@@ -124,6 +124,11 @@ type Task struct {
 	StdoutPath  string
 	StderrPath  string
 	SubmittedAt time.Time
+	// The size it asked for, 0 = not asked (submit --cores, --gpus,
+	// --mem, --nodes, --ranks-per-node).
+	Cores, GPUs         int
+	MemBytes            int64
+	Nodes, RanksPerNode int
 }
 
 // Result is the final outcome of a task (one per task, insert-only).
@@ -140,6 +145,7 @@ type Result struct {
 	StartedAt        time.Time
 	EndedAt          time.Time
 	Stdout, Stderr   []byte
+	Got              *Got // nil = nothing got worth saying
 }
 
 // Attempt is one ended attempt of a task, including lost ones.
@@ -154,6 +160,7 @@ type Attempt struct {
 	ExitCode  int
 	StartedAt time.Time
 	EndedAt   time.Time
+	Got       *Got // nil = nothing to say
 }
 
 // Block is a batch job of the scheduler; upserted by ID.
@@ -328,6 +335,9 @@ func (j *Journal) initSchema() error {
 				return fmt.Errorf("create schema: %w", err)
 			}
 		}
+		if err := migrate(tx, 1); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(sqlInitMeta, strconv.Itoa(SchemaVersion), time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return err
 		}
@@ -344,7 +354,14 @@ func (j *Journal) initSchema() error {
 	if ver > SchemaVersion {
 		return fmt.Errorf("journal schema version %d is newer than this htex supports (%d); use a newer htex to open it", ver, SchemaVersion)
 	}
-	// ver < SchemaVersion: migrations go here when there is a version 2.
+	if ver < SchemaVersion {
+		if err := migrate(tx, ver); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(sqlSetVersion, strconv.Itoa(SchemaVersion)); err != nil {
+			return fmt.Errorf("record schema version %d: %w", SchemaVersion, err)
+		}
+	}
 	return tx.Commit()
 }
 
@@ -451,7 +468,7 @@ func (j *Journal) writeTx(b *Batch) error {
 	if err := insertRows(j, insJobs, b.Jobs, argsJob); err != nil {
 		return err
 	}
-	if err := insertRows(j, insTasks, b.Tasks, argsTask); err != nil {
+	if err := insertRuns(j, insTasks, insTasksSized, b.Tasks, (*Task).sized, argsTask, argsTaskSized); err != nil {
 		return err
 	}
 	if err := insertRows(j, insBlocks, b.Blocks, argsBlock); err != nil {
@@ -460,10 +477,12 @@ func (j *Journal) writeTx(b *Batch) error {
 	if err := insertRows(j, insPools, b.Pools, argsPool); err != nil {
 		return err
 	}
-	if err := insertRows(j, insAttempts, b.Attempts, argsAttempt); err != nil {
+	if err := insertRuns(j, insAttempts, insAttemptsGot, b.Attempts, func(a *Attempt) bool { return !a.Got.empty() },
+		argsAttempt, argsAttemptGot); err != nil {
 		return err
 	}
-	if err := insertRows(j, insResults, b.Results, argsResult); err != nil {
+	if err := insertRuns(j, insResults, insResultsGot, b.Results, func(r *Result) bool { return !r.Got.empty() },
+		argsResult, argsResultGot); err != nil {
 		return err
 	}
 	return insertRows(j, insEvents, b.Events, argsEvent)
@@ -521,7 +540,8 @@ func (j *Journal) execInsert(st driver.Stmt, args []any) error {
 // prepare prepares the insert statements of every table for every row
 // count insertRows uses, on the writer's driver connection.
 func (j *Journal) prepare(c *sqlite3.SQLiteConn) error {
-	for _, spec := range []*insertSpec{insJobs, insTasks, insResults, insAttempts, insBlocks, insPools, insEvents} {
+	for _, spec := range []*insertSpec{insJobs, insTasks, insTasksSized, insResults, insResultsGot, insAttempts, insAttemptsGot,
+		insBlocks, insPools, insEvents} {
 		for n := maxRowsPerInsert; n >= 1; n >>= 1 {
 			s, err := c.Prepare(spec.sql(n))
 			if err != nil {
@@ -684,11 +704,15 @@ type taskScan struct {
 	priority    int64
 	noop        int64
 	submittedAt sql.NullFloat64
+	cores, gpus int64
+	nodes       int64
+	ranks       int64
 }
 
 func (s *taskScan) dest() []any {
 	return []any{&s.t.ID, &s.t.JobID, &s.t.ArrayIndex, &s.argv, &s.env, &s.t.Cwd, &s.timeout,
-		&s.retries, &s.priority, &s.noop, &s.t.StdoutPath, &s.t.StderrPath, &s.submittedAt}
+		&s.retries, &s.priority, &s.noop, &s.t.StdoutPath, &s.t.StderrPath, &s.submittedAt,
+		&s.cores, &s.gpus, &s.t.MemBytes, &s.nodes, &s.ranks}
 }
 
 func (s *taskScan) task() (Task, error) {
@@ -705,6 +729,7 @@ func (s *taskScan) task() (Task, error) {
 	t.Priority = int(s.priority)
 	t.Noop = s.noop != 0
 	t.SubmittedAt = timeOf(s.submittedAt)
+	t.Cores, t.GPUs, t.Nodes, t.RanksPerNode = int(s.cores), int(s.gpus), int(s.nodes), int(s.ranks)
 	return t, nil
 }
 
@@ -718,11 +743,13 @@ type resultScan struct {
 	poolID, node               sql.NullString
 	startedAt, endedAt         sql.NullFloat64
 	stdout, stderr             []byte
+	cpus, gpus, nodes          sql.NullString
 }
 
 func (s *resultScan) dest() []any {
 	return []any{&s.taskID, &s.state, &s.exitCode, &s.signal, &s.errorKind, &s.errMsg, &s.attempts,
-		&s.blockID, &s.poolID, &s.node, &s.rank, &s.startedAt, &s.endedAt, &s.stdout, &s.stderr}
+		&s.blockID, &s.poolID, &s.node, &s.rank, &s.startedAt, &s.endedAt, &s.stdout, &s.stderr,
+		&s.cpus, &s.gpus, &s.nodes}
 }
 
 func (s *resultScan) result() *Result {
@@ -743,6 +770,7 @@ func (s *resultScan) result() *Result {
 		Rank:      int(s.rank.Int64),
 		StartedAt: timeOf(s.startedAt),
 		EndedAt:   timeOf(s.endedAt),
+		Got:       gotOf(s.cpus.String, s.gpus.String, s.nodes.String),
 	}
 	if len(s.stdout) > 0 {
 		r.Stdout = s.stdout
@@ -863,8 +891,10 @@ func (j *Journal) Attempts(taskID int64) ([]Attempt, error) {
 		var a Attempt
 		var n, exit int64
 		var st, en sql.NullFloat64
-		err := rows.Scan(&a.TaskID, &n, &a.PoolID, &a.BlockID, &a.Node, &a.State, &a.ErrorKind, &exit, &st, &en)
-		a.Attempt, a.ExitCode = int(n), int(exit)
+		var cpus, gpus, nodes string
+		err := rows.Scan(&a.TaskID, &n, &a.PoolID, &a.BlockID, &a.Node, &a.State, &a.ErrorKind, &exit, &st, &en,
+			&cpus, &gpus, &nodes)
+		a.Attempt, a.ExitCode, a.Got = int(n), int(exit), gotOf(cpus, gpus, nodes)
 		a.StartedAt, a.EndedAt = timeOf(st), timeOf(en)
 		return a, err
 	})

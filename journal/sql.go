@@ -11,8 +11,9 @@ import (
 )
 
 // SchemaVersion is the version of the schema this package writes. Open
-// refuses a journal whose meta.schema_version is newer.
-const SchemaVersion = 1
+// refuses a journal whose meta.schema_version is newer, and migrates an
+// older one (migrations).
+const SchemaVersion = 2
 
 // Pragmas. Every connection gets busy_timeout and foreign_keys=off; the
 // writer also sets WAL (persistent in the file) and synchronous=NORMAL:
@@ -52,8 +53,10 @@ var pragmasWriter = []string{
 
 const sqlMetaTableExists = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`
 
-// schema creates version 1. It runs in one transaction with the insert of
-// meta.schema_version, so a journal is either fully created or not at all.
+// schema creates version 1; a new journal is made by it and then every
+// migration, in the same transaction as the insert of meta.schema_version,
+// so a journal is either fully created or not at all, and a new journal
+// has exactly the tables that a migrated one has.
 var schema = []string{
 	`CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
@@ -166,6 +169,32 @@ SELECT t.id                                    AS task_id,
 FROM tasks t LEFT JOIN results r ON r.task_id = t.id`,
 }
 
+// migrations[v] brings a journal of version v to version v+1. They only
+// add: columns with defaults that say what an older htex meant, so that a
+// run directory of an older htex resumes (its tasks are tasks of no size).
+var migrations = map[int][]string{
+	// Version 2: tasks of a size (submit --cores/--gpus/--mem) and
+	// multi-node tasks (--nodes/--ranks-per-node), and what each attempt
+	// got: its CPUs and accelerators as lists ("0-3", "0,1"), its nodes
+	// as a comma list.
+	1: {
+		`ALTER TABLE tasks ADD COLUMN cores INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE tasks ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE tasks ADD COLUMN mem_bytes INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE tasks ADD COLUMN nodes INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE tasks ADD COLUMN ranks_per_node INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE results ADD COLUMN cpus TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE results ADD COLUMN gpus TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE results ADD COLUMN nodes TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE attempts ADD COLUMN cpus TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE attempts ADD COLUMN gpus TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE attempts ADD COLUMN nodes TEXT NOT NULL DEFAULT ''`,
+	},
+}
+
+// sqlSetVersion records the schema version after a migration.
+const sqlSetVersion = `UPDATE meta SET value = ? WHERE key = 'schema_version'`
+
 // sqlInitMeta records the schema version of a new journal.
 const sqlInitMeta = `INSERT INTO meta(key, value) VALUES ('schema_version', ?), ('created_at', ?)`
 
@@ -239,22 +268,34 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
+// sizeCols and gotCols are the columns of version 2 at the end of
+// colsTasks and of colsResults and colsAttempt.
+const sizeCols, gotCols = 5, 3
+
 var (
-	colsJobs    = []string{"id", "name", "submitted_at"}
-	colsTasks   = []string{"id", "job_id", "array_index", "argv", "env", "cwd", "timeout_s", "retries", "priority", "noop", "stdout_path", "stderr_path", "submitted_at"}
-	colsResults = []string{"task_id", "state", "exit_code", "signal", "error_kind", "error", "attempts", "block_id", "pool_id", "node", "rank", "started_at", "ended_at", "stdout", "stderr"}
-	colsAttempt = []string{"task_id", "attempt", "pool_id", "block_id", "node", "state", "error_kind", "exit_code", "started_at", "ended_at"}
+	colsJobs  = []string{"id", "name", "submitted_at"}
+	colsTasks = []string{"id", "job_id", "array_index", "argv", "env", "cwd", "timeout_s", "retries", "priority", "noop", "stdout_path", "stderr_path", "submitted_at",
+		"cores", "gpus", "mem_bytes", "nodes", "ranks_per_node"}
+	colsResults = []string{"task_id", "state", "exit_code", "signal", "error_kind", "error", "attempts", "block_id", "pool_id", "node", "rank", "started_at", "ended_at", "stdout", "stderr", "cpus", "gpus", "nodes"}
+	colsAttempt = []string{"task_id", "attempt", "pool_id", "block_id", "node", "state", "error_kind", "exit_code", "started_at", "ended_at", "cpus", "gpus", "nodes"}
 	colsBlocks  = []string{"id", "job_id", "provider", "state", "nodes", "submitted_at", "updated_at", "ended_at", "message", "stderr_path", "script_path"}
 	colsPools   = []string{"id", "block_id", "node", "hostname", "cpus", "memory_gb", "slots", "registered_at", "lost_at"}
 	colsEvents  = []string{"at", "kind", "block_id", "pool_id", "task_id", "message"}
 
-	insJobs     = newInsert("jobs", colsJobs, "")
-	insTasks    = newInsert("tasks", colsTasks, "")
-	insResults  = newInsert("results", colsResults, "")
-	insAttempts = newInsert("attempts", colsAttempt, "")
-	insBlocks   = newInsert("blocks", colsBlocks, upsertTail("id", colsBlocks, "submitted_at", "updated_at", "ended_at"))
-	insPools    = newInsert("pools", colsPools, upsertTail("id", colsPools, "registered_at", "lost_at"))
-	insEvents   = newInsert("events", colsEvents, "")
+	insJobs = newInsert("jobs", colsJobs, "")
+	// Rows of tasks without a size, and results and attempts that got
+	// nothing to say (no pinned CPUs, no GPUs, one node), are written
+	// without the columns of version 2, which then take their defaults:
+	// each column costs a bind per row, and these are nearly all rows.
+	insTasks       = newInsert("tasks", colsTasks[:len(colsTasks)-sizeCols], "")
+	insTasksSized  = newInsert("tasks", colsTasks, "")
+	insResults     = newInsert("results", colsResults[:len(colsResults)-gotCols], "")
+	insResultsGot  = newInsert("results", colsResults, "")
+	insAttempts    = newInsert("attempts", colsAttempt[:len(colsAttempt)-gotCols], "")
+	insAttemptsGot = newInsert("attempts", colsAttempt, "")
+	insBlocks      = newInsert("blocks", colsBlocks, upsertTail("id", colsBlocks, "submitted_at", "updated_at", "ended_at"))
+	insPools       = newInsert("pools", colsPools, upsertTail("id", colsPools, "registered_at", "lost_at"))
+	insEvents      = newInsert("events", colsEvents, "")
 )
 
 // Read queries. Column lists are shared with the scan functions in journal.go.

@@ -95,8 +95,9 @@ func CheckTaskSizes(t *TaskSpec) error {
 	return nil
 }
 
-// CheckTask is CheckTaskSizes, and refuses a NUL byte in argv, env or
-// cwd: they are C strings for execve(2), which cannot carry one.
+// CheckTask is CheckTaskSizes, refuses a NUL byte in argv, env or cwd
+// (they are C strings for execve(2), which cannot carry one), and checks
+// the task's size (CheckSize).
 func CheckTask(t *TaskSpec) error {
 	if err := CheckTaskSizes(t); err != nil {
 		return err
@@ -114,7 +115,7 @@ func CheckTask(t *TaskSpec) error {
 	if strings.IndexByte(t.Dir(), 0) >= 0 {
 		return fmt.Errorf("cwd %q holds a NUL byte, which no path can carry", t.Dir())
 	}
-	return nil
+	return CheckSize(t.Cores, t.Gpus, t.MemBytes)
 }
 
 // CheckTailBytes checks executor.output_tail_bytes.

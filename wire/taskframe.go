@@ -50,7 +50,27 @@ func AppendTaskFields(b []byte, t *Task) []byte {
 		b = protowire.AppendTag(b, 14, protowire.BytesType)
 		b = protowire.AppendBytes(b, t.CwdRaw)
 	}
+	b = appendVarint(b, 15, uint64(uint32(t.Cores)))
+	b = appendVarint(b, 16, uint64(uint32(t.Gpus)))
+	b = appendVarint(b, 17, uint64(t.MemBytes))
+	b = appendVarint(b, fieldTaskSlots, uint64(uint32(t.Slots)))
+	for _, n := range t.MpiNodes {
+		b = protowire.AppendTag(b, 19, protowire.BytesType)
+		b = protowire.AppendString(b, n)
+	}
+	b = appendVarint(b, 20, uint64(uint32(t.RanksPerNode)))
 	return b
+}
+
+// fieldTaskSlots is Task.slots, which the interchange sets per dispatch.
+const fieldTaskSlots = 18
+
+// AppendTaskSlots appends Task.slots = n to the encoding of a task's
+// fields (AppendTaskFields of a task without it): the whole slots the
+// interchange charged the pool for a task of a size. A field that comes
+// after the others is read as any other: protobuf allows any order.
+func AppendTaskSlots(fields []byte, n int32) []byte {
+	return appendVarint(fields, fieldTaskSlots, uint64(uint32(n)))
 }
 
 func appendVarint(b []byte, num protowire.Number, v uint64) []byte {

@@ -16,11 +16,20 @@ func TestTasksFrame(t *testing.T) {
 		{Id: 3, Argv: []string{""}, ArrayIndex: 0, Attempt: 0},
 		{Id: 5, ArgvRaw: [][]byte{[]byte("ls"), {0xff, 'x'}}, EnvRaw: [][]byte{{'A', '=', 0xfe}}, CwdRaw: []byte{'/', 0xff}, Attempt: 2},
 		{Id: 4, JobId: 2, Argv: []string{"x"}, TimeoutMs: -5, ArrayIndex: -1, Attempt: 1 << 30},
+		{Id: 6, Argv: []string{"omp"}, ArrayIndex: -1, Attempt: 1, Cores: 8, Gpus: 2, MemBytes: 3 << 30, Slots: 4},
+		{Id: 7, Argv: []string{"mpi"}, ArrayIndex: -1, Attempt: 1, MpiNodes: []string{"n1", "n2"}, RanksPerNode: 4},
 	}
 	var fields [][]byte
 	var attempts []int32
 	for _, tk := range tasks {
-		fields = append(fields, AppendTaskFields(nil, tk))
+		slots := tk.Slots
+		tk.Slots = 0
+		f := AppendTaskFields(nil, tk)
+		if slots != 0 { // as the interchange adds it at dispatch
+			f = AppendTaskSlots(f, slots)
+		}
+		tk.Slots = slots
+		fields = append(fields, f)
 		attempts = append(attempts, tk.Attempt)
 	}
 	m, err := Decode(TasksFrame(fields, attempts))

@@ -565,7 +565,13 @@ type Register struct {
 	SlotMemBytes int64 `protobuf:"varint,16,opt,name=slot_mem_bytes,json=slotMemBytes,proto3" json:"slot_mem_bytes,omitempty"`
 	// How this pool's node starts MPI ranks for a multi-node task: "srun",
 	// "mpiexec", or "" when it cannot (MPI tasks are not sent to it).
-	MpiLauncher   string `protobuf:"bytes,17,opt,name=mpi_launcher,json=mpiLauncher,proto3" json:"mpi_launcher,omitempty"`
+	MpiLauncher string `protobuf:"bytes,17,opt,name=mpi_launcher,json=mpiLauncher,proto3" json:"mpi_launcher,omitempty"`
+	// When the slots share GPUs through MPS (more accelerator entries than
+	// GPUs): how many slots share one GPU, at most (ceil(entries/GPUs)); a
+	// task asking for G GPUs is charged G times that many slots, so that it
+	// holds whole GPUs. 0 = the slots do not share GPUs. (Numbered apart
+	// from 18.. so that fields added beside it do not clash.)
+	SlotsPerGpu   int32 `protobuf:"varint,24,opt,name=slots_per_gpu,json=slotsPerGpu,proto3" json:"slots_per_gpu,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,6 +723,13 @@ func (x *Register) GetMpiLauncher() string {
 		return x.MpiLauncher
 	}
 	return ""
+}
+
+func (x *Register) GetSlotsPerGpu() int32 {
+	if x != nil {
+		return x.SlotsPerGpu
+	}
+	return 0
 }
 
 type Heartbeat struct {
@@ -3056,7 +3069,7 @@ const file_wire_proto_rawDesc = "" +
 	"\bprogress\x18+ \x01(\v2\x13.htex.wire.ProgressH\x00R\bprogress\x12-\n" +
 	"\x05error\x18, \x01(\v2\x15.htex.wire.ErrorReplyH\x00R\x05error\x12\"\n" +
 	"\x03ack\x18- \x01(\v2\x0e.htex.wire.AckH\x00R\x03ackB\x06\n" +
-	"\x04body\"\x81\x04\n" +
+	"\x04body\"\xa5\x04\n" +
 	"\bRegister\x12\x17\n" +
 	"\apool_id\x18\x01 \x01(\tR\x06poolId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -3075,7 +3088,8 @@ const file_wire_proto_rawDesc = "" +
 	"\tslot_cpus\x18\x0e \x01(\x05R\bslotCpus\x12\x1b\n" +
 	"\tslot_gpus\x18\x0f \x01(\x05R\bslotGpus\x12$\n" +
 	"\x0eslot_mem_bytes\x18\x10 \x01(\x03R\fslotMemBytes\x12!\n" +
-	"\fmpi_launcher\x18\x11 \x01(\tR\vmpiLauncher\"9\n" +
+	"\fmpi_launcher\x18\x11 \x01(\tR\vmpiLauncher\x12\"\n" +
+	"\rslots_per_gpu\x18\x18 \x01(\x05R\vslotsPerGpu\"9\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\x04R\arunning\x12\x12\n" +
 	"\x04busy\x18\x02 \x01(\x05R\x04busy\"0\n" +

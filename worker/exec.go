@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/wire"
 )
 
@@ -121,8 +122,11 @@ func (c *pathCache) lookPath(name string) (string, error) {
 }
 
 // execTask runs one task to completion on the calling thread (whose CPU
-// mask the child inherits) and returns its result.
-func (s *slot) execTask(t *wire.Task) *wire.Result {
+// mask the child inherits) with the environment base plus the task's own
+// variables, and returns its result. A mask (a task of a size on pinned
+// slots, a multi-node task on a pinned slot) is set on the thread for the
+// fork and the slot's own set back after it.
+func (s *slot) execTask(t *wire.Task, base []string, mask []int) *wire.Result {
 	res := &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt, Nodes: t.MpiNodes}
 	start := time.Now()
 	res.StartUnixUs = start.UnixMicro()
@@ -156,12 +160,26 @@ func (s *slot) execTask(t *wire.Task) *wire.Result {
 	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   t.Cwd,
-		Env:   s.taskEnv(t),
+		Env:   taskEnv(base, t),
 		Files: []uintptr{s.p.devnull.Fd(), uintptr(childFds[0]), uintptr(childFds[1])},
 		// Pdeathsig: the task dies with its pool (supervise.go).
 		Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: syscall.SIGKILL},
 	}
+	if mask != nil {
+		if err := setMask(mask); err != nil {
+			unix.Close(childFds[0])
+			unix.Close(childFds[1])
+			outs[0].close()
+			outs[1].close()
+			return fail(wire.ErrorKind_SPAWN, "set the CPU mask %s: %v", pinning.FormatCPUList(mask), err)
+		}
+	}
 	pid, err := syscall.ForkExec(path, t.Argv, attr)
+	if mask != nil {
+		if merr := setMask(s.cpus); merr != nil { // the slot's thread must not keep another's mask: run stops
+			s.maskErr = fmt.Errorf("slot %d: set CPU affinity %v back after a task of a size: %w", s.rank, s.cpus, merr)
+		}
+	}
 	unix.Close(childFds[0])
 	unix.Close(childFds[1])
 	if err != nil {
@@ -335,23 +353,19 @@ func readTail(path string, tl *tail) {
 	io.Copy(tl, f)
 }
 
-// taskEnv is the slot's environment plus the task's own variables; a task
-// variable overrides a slot variable of the same name.
-func (s *slot) taskEnv(t *wire.Task) []string {
-	slotEnv := s.env
-	if len(t.MpiNodes) > 0 { // the node's, not the slot's (mpi.go)
-		slotEnv = s.mpiEnv
-	}
-	env := make([]string, 0, len(slotEnv)+11+len(t.Env))
+// taskEnv is a slot's environment (base) plus the task's own variables; a
+// task variable overrides a slot variable of the same name.
+func taskEnv(base []string, t *wire.Task) []string {
+	env := make([]string, 0, len(base)+6+len(t.Env))
 	if len(t.Env) == 0 {
-		env = append(env, slotEnv...)
+		env = append(env, base...)
 	} else {
 		override := make(map[string]bool, len(t.Env))
 		for _, kv := range t.Env {
 			k, _, _ := strings.Cut(kv, "=")
 			override[k] = true
 		}
-		for _, kv := range slotEnv {
+		for _, kv := range base {
 			k, _, _ := strings.Cut(kv, "=")
 			if !override[k] {
 				env = append(env, kv)
@@ -365,9 +379,14 @@ func (s *slot) taskEnv(t *wire.Task) []string {
 	if t.ArrayIndex >= 0 {
 		env = append(env, "HTEX_ARRAY_INDEX="+strconv.FormatInt(t.ArrayIndex, 10))
 	}
-	if len(t.MpiNodes) > 0 {
-		vars, _ := mpiVars(s.p.opt.MPILauncher, t) // checked when the task came (Pool.Run)
-		env = append(env, vars...)
-	}
 	return append(env, t.Env...)
+}
+
+// setMask sets the calling thread's CPU mask.
+func setMask(cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return unix.SchedSetaffinity(0, &set)
 }

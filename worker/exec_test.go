@@ -29,7 +29,7 @@ func testSlot(t *testing.T, tailBytes int) *slot {
 func run(t *testing.T, s *slot, task *wire.Task, limit time.Duration) *wire.Result {
 	t.Helper()
 	done := make(chan *wire.Result, 1)
-	go func() { done <- s.execTask(task) }()
+	go func() { done <- s.execTask(task, s.env, nil) }()
 	select {
 	case r := <-done:
 		return r

@@ -2,12 +2,10 @@ package worker
 
 import (
 	"fmt"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/htex/htex/launcher"
 	"github.com/htex/htex/wire"
@@ -77,25 +75,23 @@ func mpiBaseEnv(base []string, rank int) []string {
 	return append(env, "HTEX_WORKER_RANK="+strconv.Itoa(rank))
 }
 
-// exec runs one task: a multi-node task of a pinned slot on a thread of
-// its own whose CPU mask is the pool's, any other on the slot's thread.
-func (s *slot) exec(t *wire.Task) *wire.Result {
-	if len(t.MpiNodes) == 0 || len(s.cpus) == 0 || s.p.nodeCPUs.Count() == 0 {
-		return s.execTask(t)
+// execMPI runs a multi-node task on the whole node: with the pool's CPU
+// mask (when the slot is pinned; an unpinned slot's thread has it) and the
+// pool's environment plus the task's HTEX_MPI_* variables. The board has
+// given it every slot of the pool.
+func (s *slot) execMPI(t *wire.Task) *wire.Result {
+	vars, err := mpiVars(s.p.opt.MPILauncher, t)
+	if err != nil { // Pool.Run refuses such a task before it gets here
+		return &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt, Nodes: t.MpiNodes, ExitCode: -1,
+			ErrorKind: wire.ErrorKind_SPAWN, Error: err.Error(), EndUnixUs: time.Now().UnixMicro()}
 	}
-	done := make(chan *wire.Result, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine, its mask with
-		// it, and only after the task's processes are gone (a child's
-		// Pdeathsig is tied to the thread that forked it).
-		runtime.LockOSThread()
-		if err := unix.SchedSetaffinity(0, &s.p.nodeCPUs); err != nil {
-			done <- &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt, Nodes: t.MpiNodes, ExitCode: -1,
-				ErrorKind: wire.ErrorKind_SPAWN, Error: fmt.Sprintf("set the node's CPU mask for a multi-node task: %v", err),
-				EndUnixUs: time.Now().UnixMicro()}
-			return
+	var mask []int
+	if len(s.cpus) > 0 {
+		for c := range 64 * len(s.p.nodeCPUs) { // CPUs the set can hold
+			if s.p.nodeCPUs.IsSet(c) {
+				mask = append(mask, c)
+			}
 		}
-		done <- s.execTask(t)
-	}()
-	return <-done
+	}
+	return s.execTask(t, append(slices.Clip(s.mpiEnv), vars...), mask)
 }

@@ -55,7 +55,11 @@ func onSlotThread(t *testing.T, s *slot, task *wire.Task) *wire.Result {
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
 			t.Errorf("pin the test's thread: %v", err)
 		}
-		done <- s.exec(task)
+		if len(task.MpiNodes) > 0 {
+			done <- s.execMPI(task)
+		} else {
+			done <- s.execTask(task, s.env, nil)
+		}
 	}()
 	select {
 	case r := <-done:

@@ -1,6 +1,8 @@
 // Package worker is the per-node worker pool (`htexctl worker`): it
-// registers with the interchange, runs one slot per pinning.Slot, fork/execs
-// each task with its slot's CPU mask and environment, enforces time limits,
+// registers with the interchange, runs one slot per pinning.Slot, places
+// tasks on its slots (a task of a size on several, board.go and place.go),
+// fork/execs each task with its slot's CPU mask and environment (or the
+// mask and variables of its placement), enforces time limits,
 // batches results back, heartbeats, keeps its running tasks across a lost
 // interchange, and drains before its block's end. It never imports the
 // interchange: both speak the wire package.
@@ -36,7 +38,11 @@ type Options struct {
 	Layout       *pinning.Layout
 	CPUs         int
 	MemoryGB     float64
+	MemPerWorker float64 // executor.mem_per_worker (GB), for the slots' memory share
 	Accelerators []string
+	Vendor       string // the resolved accelerator vendor (pinning.ResolveVendor)
+	GPUs         int    // physical GPUs of the node, as given to pinning.Plan (MPS sharing)
+	SlotGroups   []int  // the socket of each slot, for placing tasks of a size; nil = unknown
 	Prefetch     int
 	TailBytes    int
 	Heartbeat    time.Duration
@@ -63,6 +69,8 @@ type Pool struct {
 	devnull *os.File
 	fin     *finished
 
+	shape     pinning.Shape   // what a slot holds (Register, tasks of a size)
+	base      []string        // the pool's environment
 	held      map[uint64]bool // dispatched to this pool and not yet reported
 	nodeCPUs  unix.CPUSet     // the pool's own CPU mask, for multi-node tasks (mpi.go)
 	draining  bool
@@ -99,7 +107,12 @@ func New(opt Options) (*Pool, error) {
 	if opt.MPILauncher != "" && opt.MPILauncher != launcher.MPISrun && opt.MPILauncher != launcher.MPIMpiexec {
 		return nil, fmt.Errorf("worker pool: MPI launcher %q: want %s, %s or none", opt.MPILauncher, launcher.MPISrun, launcher.MPIMpiexec)
 	}
-	p := &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn,
+	cpus := make([]int, max(opt.CPUs, 1))
+	for i := range cpus {
+		cpus[i] = i
+	}
+	shape := opt.Layout.Shape(pinning.Node{CPUs: cpus, MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker, GPUs: opt.GPUs})
+	p := &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn, shape: shape, base: environ(),
 		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
 		fin:   &finished{slots: len(opt.Layout.Slots)},
 		held:  map[uint64]bool{}}
@@ -161,22 +174,21 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 	}()
 
-	tasks := make(chan *wire.Task, len(p.opt.Layout.Slots)+p.opt.Prefetch+1024)
+	brd := newBoard(p.opt.Layout.Slots, p.shape, p.opt.SlotGroups)
 	var wg sync.WaitGroup
 	slotErr := make(chan error, len(p.opt.Layout.Slots))
-	base := environ()
 	for _, s := range p.opt.Layout.Slots {
-		sl := newSlot(p, s, base)
+		sl := newSlot(p, s, p.base)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := sl.run(tasks, wakeEP); err != nil {
+			if err := sl.run(brd, wakeEP); err != nil {
 				slotErr <- err
 			}
 		}()
 	}
 	defer func() {
-		close(tasks)
+		brd.close()
 		p.run.killAll()
 		wg.Wait()
 	}()
@@ -211,7 +223,8 @@ func (p *Pool) Run(ctx context.Context) error {
 		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
 			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
 			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked,
-			MpiLauncher: p.opt.MPILauncher}
+			SlotCpus: int32(p.shape.CPUs), SlotGpus: int32(p.shape.GPUs), SlotMemBytes: p.shape.MemBytes,
+			SlotsPerGpu: int32(p.shape.SlotsPerGPU), MpiLauncher: p.opt.MPILauncher}
 		if !p.opt.BlockEnd.IsZero() {
 			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
 		}
@@ -227,7 +240,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	lastContact := time.Now()
 	lastBeat := time.Now()
 	var batch, taken []*wire.Result
-	var holdUntil time.Time // when held results must go out
+	var placing []*wire.Task // the tasks of one Tasks message, for the board
+	var holdUntil time.Time  // when held results must go out
 	// Results held back in case the batch system is ending the pool (see
 	// judge), in the order their tasks ended.
 	var withheld []*wire.Result
@@ -320,8 +334,11 @@ func (p *Pool) Run(ctx context.Context) error {
 					p.held[t.Id] = true
 					p.busy.Add(1)
 					p.fin.started(1)
-					tasks <- t
+					placing = append(placing, t)
 				}
+				brd.push(placing...)
+				clear(placing)
+				placing = placing[:0]
 			case *wire.Envelope_HeartbeatReply:
 			case *wire.Envelope_ResultsAck:
 				out.ack(body.ResultsAck.Seqs)

@@ -26,6 +26,8 @@ type slot struct {
 	// the slot's pinning (mpi.go).
 	mpiEnv []string
 	buf    []byte // for reading task output
+	// maskErr: the slot's mask could not be set back (execTask).
+	maskErr error
 }
 
 func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
@@ -59,8 +61,9 @@ func newSlot(p *Pool, s pinning.Slot, base []string) *slot {
 	return sl
 }
 
-// run takes tasks until the channel closes. It is owned by Pool.Run.
-func (sl *slot) run(tasks <-chan *wire.Task, wakeEndpoint string) error {
+// run takes the tasks the board places on this slot until it closes. It
+// is owned by Pool.Run.
+func (sl *slot) run(b *board, wakeEndpoint string) error {
 	if len(sl.cpus) > 0 {
 		// A pinned slot forks from a thread of its own whose mask is the
 		// slot's CPUs. The thread is never unlocked: it ends with the
@@ -85,13 +88,93 @@ func (sl *slot) run(tasks <-chan *wire.Task, wakeEndpoint string) error {
 	if err := wake.Connect(wakeEndpoint); err != nil {
 		return err
 	}
-	for t := range tasks {
-		r := sl.exec(t)
+	b.release(sl.rank, nil)
+	for {
+		t := b.wait(sl.rank)
+		if t == nil {
+			return nil
+		}
+		var r *wire.Result
+		switch {
+		case len(t.MpiNodes) > 0:
+			r = sl.execMPI(t)
+		case sized(t):
+			r = sl.runPlaced(t, b.heldBy(t.Id))
+		default:
+			// A task of one slot got the slot's CPUs and accelerator: its
+			// result says nothing more (node and rank say which slot), so
+			// that results and journal rows stay as small as they were.
+			r = sl.execTask(t, sl.env, nil)
+		}
+		if sl.maskErr != nil {
+			return sl.maskErr
+		}
+		// The slots are free before the interchange hears of the result,
+		// so that a task it sends for them finds them free.
+		b.release(sl.rank, t)
 		if sl.p.fin.post(r) {
 			wake.SendBytes(nil, zmq.DONTWAIT)
 		}
 	}
-	return nil
+}
+
+// runPlaced runs a task of a size placed on the slots ranks (this one
+// first) with its own CPU mask and variables (place.go), and says in its
+// result what it got.
+func (sl *slot) runPlaced(t *wire.Task, ranks []int) *wire.Result {
+	if len(ranks) == 0 {
+		ranks = []int{sl.rank}
+	}
+	slots := sl.p.opt.Layout.Slots
+	cpus := taskCPUs(slots, ranks, int(t.Cores))
+	devs := taskDevices(slots, ranks, int(t.Gpus))
+	accel := len(sl.p.opt.Accelerators) > 0 || slots[sl.rank].Accelerator != ""
+	vars, unset := placedEnv(cpus, int(t.Cores), devs, accel, sl.p.opt.Vendor)
+	var mask []int
+	if len(sl.cpus) > 0 {
+		mask = cpus
+	}
+	r := sl.execTask(t, sl.p.placedBase(vars, unset, sl.rank), mask)
+	r.Cpus, r.Gpus = pinning.FormatCPUList(cpus), strings.Join(devs, ",")
+	return r
 }
 
 func environ() []string { return os.Environ() }
+
+// placedBase is the environment of a task of a size: the pool's
+// environment without the variables any slot sets or must not pass on
+// (pinning), without those the task's placement sets or unsets, then the
+// placement's variables (sorted) and HTEX_WORKER_RANK.
+func (p *Pool) placedBase(vars map[string]string, unset []string, rank int) []string {
+	drop := map[string]bool{"HTEX_WORKER_RANK": true, "HTEX_JOB_ID": true, "HTEX_ARRAY_INDEX": true, "HTEX_ATTEMPT": true}
+	for _, s := range p.opt.Layout.Slots {
+		for k := range s.Env {
+			drop[k] = true
+		}
+		for _, k := range s.Unset {
+			drop[k] = true
+		}
+	}
+	for k := range vars {
+		drop[k] = true
+	}
+	for _, k := range unset {
+		drop[k] = true
+	}
+	var env []string
+	for _, kv := range p.base {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] && !strings.HasPrefix(k, "HTEX_TASK_") {
+			env = append(env, kv)
+		}
+	}
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+vars[k])
+	}
+	return append(env, "HTEX_WORKER_RANK="+strconv.Itoa(rank))
+}

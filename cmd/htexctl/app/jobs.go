@@ -144,12 +144,23 @@ type resultJSON struct {
 	Stderr     string   `json:"stderr"`
 	Seconds    float64  `json:"seconds"`
 	Argv       []string `json:"argv"`
+	// The size asked for (0 = not asked) and what the last attempt got.
+	Cores        int32    `json:"cores,omitempty"`
+	GPUs         int32    `json:"gpus,omitempty"`
+	MemBytes     int64    `json:"mem_bytes,omitempty"`
+	Nodes        int32    `json:"nodes,omitempty"`
+	RanksPerNode int32    `json:"ranks_per_node,omitempty"`
+	GotCPUs      string   `json:"got_cpus,omitempty"`
+	GotGPUs      string   `json:"got_gpus,omitempty"`
+	GotNodes     []string `json:"got_nodes,omitempty"`
 }
 
 func toJSON(r *wire.TaskResult) resultJSON {
 	j := resultJSON{TaskID: r.TaskId, JobID: r.JobId, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		ErrorKind: r.ErrorKind, Error: r.Error, Attempts: r.Attempts, BlockID: r.BlockId, Node: r.Node,
-		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Args()}
+		Stdout: string(r.Stdout), Stderr: string(r.Stderr), Seconds: r.Seconds, Argv: r.Args(),
+		Cores: r.Cores, GPUs: r.Gpus, MemBytes: r.MemBytes, Nodes: r.Nodes, RanksPerNode: r.RanksPerNode,
+		GotCPUs: r.GotCpus, GotGPUs: r.GotGpus, GotNodes: r.GotNodes}
 	if r.ArrayIndex >= 0 {
 		ai := r.ArrayIndex
 		j.ArrayIndex = &ai
@@ -164,7 +175,7 @@ func resultsCommand() *cli.Command {
 		ArgsUsage: "[JOB]",
 		Flags: []cli.Flag{
 			runDirFlag,
-			&cli.BoolFlag{Name: "json", Usage: "a JSON list of objects (task_id, job_id, state, exit_code, error_kind, attempts, block_id, node, stdout, stderr, seconds, ...)"},
+			&cli.BoolFlag{Name: "json", Usage: "a JSON list of objects (task_id, job_id, state, exit_code, error_kind, attempts, block_id, node, stdout, stderr, seconds, cores, gpus, mem_bytes, got_cpus, got_gpus, ...)"},
 			&cli.BoolFlag{Name: "failed", Usage: "only tasks that did not succeed"},
 		},
 		Action: func(c *cli.Context) error {
@@ -190,7 +201,7 @@ func resultsCommand() *cli.Command {
 			list := &jsonList{w: out}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			if !asJSON {
-				fmt.Fprintln(tw, "TASK\tJOB\tSTATE\tEXIT\tERROR\tATTEMPTS\tNODE\tSECONDS\tSTDOUT")
+				fmt.Fprintln(tw, "TASK\tJOB\tSTATE\tEXIT\tERROR\tATTEMPTS\tNODE\tSIZE\tGOT\tSECONDS\tSTDOUT")
 			}
 			rows := 0
 			err = cl.Results(context.Background(), jobID, func(r *wire.TaskResult) error {
@@ -209,8 +220,8 @@ func resultsCommand() *cli.Command {
 				if len(first) > 60 {
 					first = first[:57] + "..."
 				}
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%d\t%s\t%.3f\t%s\n", r.TaskId, r.JobId, r.State, r.ExitCode,
-					dash(r.ErrorKind), r.Attempts, dash(r.Node), r.Seconds, first)
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.3f\t%s\n", r.TaskId, r.JobId, r.State, r.ExitCode,
+					dash(r.ErrorKind), r.Attempts, dash(r.Node), dash(sizeText(r)), dash(gotText(r)), r.Seconds, first)
 				return nil
 			})
 			if err != nil {
@@ -226,6 +237,39 @@ func resultsCommand() *cli.Command {
 
 // tablePage is how many rows of `results` are aligned and printed at once.
 const tablePage = 1000
+
+// sizeText writes the size a task asked for, short: "4c 1g 4G", "2n×4r".
+func sizeText(r *wire.TaskResult) string {
+	var parts []string
+	if r.Cores > 0 {
+		parts = append(parts, fmt.Sprintf("%dc", r.Cores))
+	}
+	if r.Gpus > 0 {
+		parts = append(parts, fmt.Sprintf("%dg", r.Gpus))
+	}
+	if r.MemBytes > 0 {
+		parts = append(parts, wire.FormatMem(r.MemBytes))
+	}
+	if r.Nodes > 1 {
+		parts = append(parts, fmt.Sprintf("%dn×%dr", r.Nodes, max(r.RanksPerNode, 1)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// gotText writes what a task got: "cpu 0-3 gpu 0,1", "nodes a,b".
+func gotText(r *wire.TaskResult) string {
+	var parts []string
+	if r.GotCpus != "" {
+		parts = append(parts, "cpu "+r.GotCpus)
+	}
+	if r.GotGpus != "" {
+		parts = append(parts, "gpu "+r.GotGpus)
+	}
+	if len(r.GotNodes) > 0 {
+		parts = append(parts, "nodes "+strings.Join(r.GotNodes, ","))
+	}
+	return strings.Join(parts, " ")
+}
 
 func dash(s string) string {
 	if s == "" {
@@ -274,7 +318,14 @@ func statusJSON(st *wire.StatusReply) map[string]any {
 	}
 	return map[string]any{"label": st.Label, "run_dir": st.RunDir, "provider": st.Provider, "encrypted": st.Encrypted,
 		"warning": st.Warning, "jobs": st.Jobs, "queued": st.Queued, "running": st.Running, "succeeded": st.Succeeded,
-		"failed": st.Failed, "blocks": blocks, "pools": pools, "scaler": st.Scaler, "waiting": append([]string{}, st.Waiting...)}
+		"failed": st.Failed, "blocks": blocks, "pools": pools, "scaler": st.Scaler, "waiting": nonNil(st.Waiting)}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func msTime(ms int64) any {
@@ -313,6 +364,9 @@ func printStatus(st *wire.StatusReply) {
 	tw.Flush()
 	if st.Scaler != "" {
 		fmt.Fprintf(out, "scaler: %s\n", st.Scaler)
+	}
+	for _, w := range st.Waiting {
+		fmt.Fprintf(out, "waiting: %s\n", w)
 	}
 }
 

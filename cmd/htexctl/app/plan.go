@@ -17,6 +17,7 @@ import (
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/pinning"
 	"github.com/htex/htex/pinning/detect"
+	"github.com/htex/htex/wire"
 )
 
 func planCommand() *cli.Command {
@@ -111,7 +112,7 @@ func runPlan(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	if c.Bool("json") {
-		return writePlanJSON(c.App.Writer, pn, layout)
+		return writePlanJSON(c.App.Writer, pn, opts, layout)
 	}
 	return writePlanTable(c.App.Writer, pn, opts, layout)
 }
@@ -269,6 +270,7 @@ func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layo
 		affinity = pinning.AffinityNone
 	}
 	fmt.Fprintf(&b, "pinning: %s\n", affinity)
+	fmt.Fprintf(&b, "sizes:   %s\n", sizesText(l, l.Shape(pn.node, o), pn.node.MemoryGB > 0 || o.MemPerWorker > 0))
 	if len(o.Accelerators) > 0 {
 		fmt.Fprintf(&b, "vendor:  %s\n", vendorText(pn.vendor))
 	}
@@ -308,6 +310,35 @@ func writePlanTable(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layo
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// sizesText says what one slot holds for tasks of a size (submit --cores,
+// --gpus, --mem; the smallest slot counts) and the largest task a pool of
+// this layout takes: all its slots (their distinct GPUs: slots that share
+// one through MPS give it once).
+func sizesText(l *pinning.Layout, sh pinning.Shape, mem bool) string {
+	slot := plural(sh.CPUs, "CPU")
+	largest := fmt.Sprintf("--cores %d", sh.Slots*sh.CPUs)
+	if sh.GPUs > 0 {
+		slot += ", " + plural(sh.GPUs, "GPU")
+		largest += fmt.Sprintf(" --gpus %d", layoutGPUs(l))
+	}
+	if mem {
+		slot += ", " + wire.FormatMem(sh.MemBytes)
+		largest += " --mem " + wire.FormatMem(sh.MemBytes*int64(sh.Slots))
+	}
+	return fmt.Sprintf("a slot holds %s; the largest task a pool takes: %s (all %s)", slot, largest, plural(sh.Slots, "slot"))
+}
+
+// layoutGPUs counts the distinct accelerator devices of a layout's slots.
+func layoutGPUs(l *pinning.Layout) int {
+	seen := map[string]bool{}
+	for _, s := range l.Slots {
+		for _, d := range pinning.Devices(s.Accelerator) {
+			seen[d] = true
+		}
+	}
+	return len(seen)
 }
 
 // vendorText writes the vendor, how it was chosen and what the slots get:
@@ -374,9 +405,17 @@ func idleCPUs(node []int, l *pinning.Layout) []int {
 type planJSON struct {
 	Slots     int            `json:"slots"`
 	LimitedBy string         `json:"limited_by"`
+	Slot      planShapeJSON  `json:"slot"`         // what one slot holds for tasks of a size (the smallest)
+	Largest   planShapeJSON  `json:"largest_task"` // the largest task of a size a pool takes: all its slots
 	Node      planNodeJSON   `json:"node"`
 	Vendor    string         `json:"accelerator_vendor,omitempty"` // nvidia, amd, intel or unknown; absent without accelerators
 	Workers   []planSlotJSON `json:"workers"`
+}
+
+type planShapeJSON struct {
+	CPUs     int   `json:"cpus"`
+	GPUs     int   `json:"gpus"`
+	MemBytes int64 `json:"mem_bytes"`
 }
 
 type planNodeJSON struct {
@@ -393,8 +432,11 @@ type planSlotJSON struct {
 	Unset       []string          `json:"unset,omitempty"` // inherited variables the slot's tasks do not get
 }
 
-func writePlanJSON(w io.Writer, pn planNode, l *pinning.Layout) error {
+func writePlanJSON(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layout) error {
+	sh := l.Shape(pn.node, o)
 	out := planJSON{
+		Slot:      planShapeJSON{CPUs: sh.CPUs, GPUs: sh.GPUs, MemBytes: sh.MemBytes},
+		Largest:   planShapeJSON{CPUs: sh.CPUs * sh.Slots, GPUs: layoutGPUs(l), MemBytes: sh.MemBytes * int64(sh.Slots)},
 		Slots:     len(l.Slots),
 		LimitedBy: l.LimitedBy,
 		Node:      planNodeJSON{CPUs: pn.node.CPUs, MemoryGB: pn.node.MemoryGB, GPUs: pn.gpus},

@@ -61,6 +61,7 @@ node:    4 CPUs (0-3), memory not used, 0 GPUs [--cpus]
 slots:   2, limited by max_workers_per_node
 bounds:  max_workers_per_node=2 allows 2; cores_per_worker=1 (4 CPUs) allows 4
 pinning: block
+sizes:   a slot holds 2 CPUs; the largest task a pool takes: --cores 4 (all 2 slots)
 
 SLOT  CPUS  NCPU  ACCELERATOR
 0     0-1   2     -
@@ -71,6 +72,7 @@ node:    10 CPUs (0-9), 64 GB memory, 0 GPUs [--cores, --mem-gb]
 slots:   3, limited by cores_per_worker (tied with mem_per_worker)
 bounds:  cores_per_worker=3 (10 CPUs) allows 3; mem_per_worker=21 (64 GB) allows 3
 pinning: block-reverse
+sizes:   a slot holds 3 CPUs, 21G; the largest task a pool takes: --cores 9 --mem 63G (all 3 slots)
 idle:    1 CPU in no slot: 9
 
 SLOT  CPUS  NCPU  ACCELERATOR
@@ -83,6 +85,7 @@ node:    12 CPUs (0-11), memory not used, 4 GPUs [--cpus, --gpus]
 slots:   6, limited by available_accelerators
 bounds:  cores_per_worker=1 (12 CPUs) allows 12; available_accelerators (6 entries) allows 6
 pinning: alternating
+sizes:   a slot holds 2 CPUs, 1 GPU; the largest task a pool takes: --cores 12 --gpus 4 (all 6 slots)
 vendor:  unknown [auto: no GPU device found on this machine]: sets CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER
 gpus:    6 accelerator entries on 4 GPUs (MPS): 2,2,1,1 slots per GPU
 
@@ -99,6 +102,7 @@ node:    16 CPUs (0-7,16-23), memory not used, 0 GPUs [--cpus]
 slots:   2, limited by available_accelerators
 bounds:  cores_per_worker=1 (16 CPUs) allows 16; available_accelerators (2 entries) allows 2
 pinning: list:0-3,16-19:4-7,20-23
+sizes:   a slot holds 8 CPUs, 2 GPUs; the largest task a pool takes: --cores 16 --gpus 4 (all 2 slots)
 vendor:  unknown [auto: no GPU device found on this machine]: sets CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER
 
 SLOT  CPUS       NCPU  ACCELERATOR
@@ -110,6 +114,7 @@ node:    3 CPUs (0-2), memory not used, 0 GPUs [--cores]
 slots:   3, limited by cores_per_worker
 bounds:  cores_per_worker=1 (3 CPUs) allows 3
 pinning: none
+sizes:   a slot holds 1 CPU; the largest task a pool takes: --cores 3 (all 3 slots)
 
 SLOT  CPUS  NCPU  ACCELERATOR
 0     -     -     -
@@ -195,6 +200,9 @@ func TestPlanJSON(t *testing.T) {
 		"slots":      2.0,
 		"limited_by": "max_workers_per_node",
 		"node":       map[string]any{"cpus": []any{4.0, 5.0, 6.0, 7.0}, "memory_gb": 0.0, "gpus": 0.0},
+		// unpinned: the node's 4 CPUs shared by 2 slots
+		"slot":         map[string]any{"cpus": 2.0, "gpus": 0.0, "mem_bytes": 0.0},
+		"largest_task": map[string]any{"cpus": 4.0, "gpus": 0.0, "mem_bytes": 0.0},
 		"workers": []any{
 			map[string]any{"rank": 0.0, "cpus": nil, "accelerator": "", "env": map[string]any{}},
 			map[string]any{"rank": 1.0, "cpus": nil, "accelerator": "", "env": map[string]any{}},

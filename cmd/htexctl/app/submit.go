@@ -55,6 +55,9 @@ func submitCommand() *cli.Command {
 		Description: "One command:          htexctl submit -- ./simulate --seed 1\n" +
 			"An array (ids A..B):  htexctl submit --array 1-100 -- ./simulate --seed {}\n" +
 			"Lines of a file:      htexctl submit --file cmds.txt   (each line runs through sh -c; - = stdin)\n" +
+			"Tasks of a size:      htexctl submit --cores 8 --gpus 1 --mem 16G -- ./train\n" +
+			"  (each task is charged the whole slots that cover it and runs on exactly 8 CPUs;\n" +
+			"  memory is accounted when placing it, not enforced; docs/task-sizes.md)\n" +
 			"The call returns once every task is durable in the daemon's journal.\n" +
 			"Tasks see HTEX_TASK_ID, HTEX_JOB_ID, HTEX_ARRAY_INDEX, HTEX_WORKER_RANK and their pinning.",
 		Flags: []cli.Flag{
@@ -68,6 +71,9 @@ func submitCommand() *cli.Command {
 				"a pool takes the task only when the limit fits the time left to its block"},
 			&cli.IntFlag{Name: "retries", Value: -1, Usage: "times a task is run again when its pool is lost (default: the executor's, 2)"},
 			&cli.IntFlag{Name: "priority", Usage: "higher runs first"},
+			&cli.StringFlag{Name: "cores", Usage: "each task needs `N` CPUs: it gets a compact set of exactly N CPUs (its mask and OMP_NUM_THREADS) and the whole slots that hold them (docs/task-sizes.md)"},
+			&cli.StringFlag{Name: "gpus", Usage: "each task needs `G` accelerators (in CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES or ZE_AFFINITY_MASK, as the pool's slots set them)"},
+			&cli.StringFlag{Name: "mem", Usage: "each task needs `SIZE` of memory (512M, 4G, 1.5G, bytes): accounted when placing it, not enforced"},
 			&cli.StringFlag{Name: "name", Usage: "job name shown by status"},
 			&cli.StringFlag{Name: "stdout", Usage: "write each task's full stdout to `PATH` ({} = array index or line number)"},
 			&cli.StringFlag{Name: "stderr", Usage: "write each task's full stderr to `PATH` ({} = array index or line number)"},
@@ -168,6 +174,11 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
 	}
 	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
+	size, err := client.ParseSize(c.String("cores"), c.String("gpus"), c.String("mem"))
+	if err != nil {
+		return nil, err
+	}
+	size.Apply(base)
 	// These travel as protobuf strings, which must be UTF-8 (argv, env and
 	// cwd travel as bytes, exactly).
 	for _, f := range []string{"name", "stdout", "stderr"} {

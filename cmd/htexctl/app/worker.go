@@ -136,6 +136,7 @@ func workerCommand() *cli.Command {
 			reserveProcs(len(layout.Slots) + 1) // each slot in poll(2), the loop in zmq_poll
 			p, err := worker.New(worker.Options{PoolID: poolID, Node: name, Hostname: host, BlockID: blockID,
 				Endpoints: eps, Security: sec, Layout: layout, CPUs: len(node.CPUs), MemoryGB: node.MemoryGB,
+				MemPerWorker: ps.MemPerWorker, Vendor: vendor, GPUs: gpus, SlotGroups: detect.SlotSockets("/", layout.Slots),
 				Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
 				Heartbeat:   time.Duration(ps.HeartbeatPeriodMS) * time.Millisecond,
 				Threshold:   time.Duration(ps.HeartbeatThreshMS) * time.Millisecond,
