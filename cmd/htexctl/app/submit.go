@@ -77,9 +77,9 @@ func submitCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "job name shown by status"},
 			&cli.StringFlag{Name: "stdout", Usage: "write each task's full stdout to `PATH` ({} = array index or line number)"},
 			&cli.StringFlag{Name: "stderr", Usage: "write each task's full stderr to `PATH` ({} = array index or line number)"},
-			&cli.IntFlag{Name: "nodes", Usage: "run each task across `N` whole nodes of one block (N >= 2: an MPI task; its command starts its ranks with $HTEX_MPI_PREFIX, see docs/mpi-tasks.md)"},
-			&cli.IntFlag{Name: "ranks-per-node", Usage: "MPI ranks per node of a --nodes task, `R` (default 1)"},
-			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "wait for the job like `htexctl wait`"},
+			&cli.IntFlag{Name: "nodes", Usage: "run each task across `N` whole nodes of one block (N >= 2: an MPI task; its command starts its ranks with $HTEX_MPI_PREFIX, see docs/mpi-tasks.md)", DefaultText: "1"},
+			&cli.IntFlag{Name: "ranks-per-node", Usage: "MPI ranks per node of a --nodes task, `R`", DefaultText: "1"},
+			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "wait for the job like htexctl wait"},
 			&cli.BoolFlag{Name: "noop", Hidden: true, Usage: "pools answer without running anything (benchmarks)"},
 		},
 		Action: func(c *cli.Context) error {
