@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/htex/htex/config"
 	"github.com/htex/htex/daemon"
+	"github.com/htex/htex/internal/gcpace"
 	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/rundir"
 )
@@ -88,7 +88,7 @@ func serveCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			reserveProcs(daemonBlockers)
-			daemonGC()
+			go gcpace.Run(ctx, time.Second) // ends with ctx, when serve returns
 			err = daemon.Run(ctx, daemon.Options{Config: cfg, RunDir: dir, Executable: exe, Log: log,
 				StopGrace: c.Duration("stop-grace"), Metrics: mx})
 			if err != nil {
@@ -96,23 +96,6 @@ func serveCommand() *cli.Command {
 			}
 			return nil
 		},
-	}
-}
-
-// daemonGCPercent is the daemon's GOGC. Most of its heap is long-lived:
-// the queued tasks (80 bytes each, interchange TestTaskSize), which the
-// default GOGC of 100 lets the heap double before a collection. At 50 the
-// heap peaks at 1.5 times what is live: 1,000,000 queued commands peak at
-// 226-233 MB instead of 261-292 MB, 10,000,000 at 1,448 MB instead of
-// 1,897 MB (scripts/queue-memory.sh, 2 cores), for a submit 0.6 s slower
-// per million tasks and no change measured in 1,000-pool dispatch
-// (bench --pools 1000: 148,000 tasks/s either way). docs/performance.md.
-const daemonGCPercent = 50
-
-// daemonGC sets the daemon's GOGC unless the user chose one.
-func daemonGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(daemonGCPercent)
 	}
 }
 
