@@ -3,13 +3,13 @@
 #
 #   scripts/gpu-sizes-check.sh HTEXCTL
 #
-# A local daemon starts one pool of 4 slots, pinned (cpu_affinity block,
-# 2 CPUs a slot), on GPU 0 shared by all 4 (available_accelerators = 4 on
-# one GPU: MPS). Then, at the same time:
+# A local daemon starts one pool of 4 slots, pinned (cpu_affinity block:
+# the node's CPUs in 4 blocks), on GPU 0 shared by all 4
+# (available_accelerators = 4 on one GPU: MPS). Then, at the same time:
 #   - a task of --gpus 1: charged every slot that shares GPU 0 (a whole
 #     GPU, docs/task-sizes.md), it must see CUDA_VISIBLE_DEVICES=0, CUDA
 #     must count one device (when python3 can load libcuda.so.1), and its
-#     CPU mask must be the 8 CPUs of the 4 slots;
+#     CPU mask must be the CPUs of all 4 slots: every CPU of the node;
 #   - a task of --cores 3, submitted after it: it must get 3 CPUs
 #     (its mask and OMP_NUM_THREADS=3) and must not start before the GPU
 #     task has ended, since the GPU task holds every slot.
@@ -83,7 +83,7 @@ ccpus=$(sed -n 's/^Cpus_allowed_list:\s*//p' "$work/cpu.out")
 check "--gpus 1 sees CUDA_VISIBLE_DEVICES=0" "grep -q '^CVD=0 ' '$work/gpu.out'"
 check "--gpus 1: CUDA counts one device (or python3/libcuda missing)" \
 	"! grep -q cuda_devices '$work/gpu.out' || grep -q '^cuda_devices 1$' '$work/gpu.out'"
-check "--gpus 1 holds the 4 slots' 8 CPUs ($gcpus)" "[ \"\$(ncpus '$gcpus')\" = 8 ]"
+check "--gpus 1 holds the 4 slots' CPUs, all $(nproc) ($gcpus)" "[ \"\$(ncpus '$gcpus')\" = $(nproc) ]"
 check "--cores 3 gets 3 CPUs ($ccpus) and OMP_NUM_THREADS=3" "[ \"\$(ncpus '$ccpus')\" = 3 ] && grep -q 'OMP=3$' '$work/cpu.out'"
 gend=$(sed -n 's/^end //p' "$work/gpu.out") cstart=$(sed -n 's/^start //p' "$work/cpu.out")
 check "--cores 3 started after the GPU task ended ($cstart >= $gend)" "python3 -c 'import sys; sys.exit(0 if $cstart >= $gend else 1)'"
