@@ -74,8 +74,8 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	if t.TimeoutMs < 0 {
 		return fmt.Errorf("task %d: timeout %dms must not be negative", i, t.TimeoutMs)
 	}
-	if t.Retries < -1 {
-		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	if t.Retries < -1 || t.Retries > wire.MaxRetries {
+		return fmt.Errorf("task %d: retries %d: must be in [0, %d]", i, t.Retries, wire.MaxRetries)
 	}
 	if err := wire.CheckTask(t); err != nil {
 		return fmt.Errorf("task %d: %w", i, err)
