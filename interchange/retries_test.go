@@ -30,3 +30,26 @@ func TestValidateSpecRetries(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoredBudget: a journal of an older htex may hold more retries
+// than a task keeps; they are bounded (and reported), attempts with them.
+func TestRestoredBudget(t *testing.T) {
+	for _, tc := range []struct {
+		retries, attempts int
+		r, a              int16
+		clamped           bool
+	}{
+		{2, 0, 2, 0, false},
+		{2, 2, 2, 2, false},
+		{wire.MaxRetries, wire.MaxRetries, wire.MaxRetries, wire.MaxRetries, false},
+		{wire.MaxRetries + 1, 3, wire.MaxRetries, 3, true},
+		{1 << 30, 50000, wire.MaxRetries, wire.MaxRetries + 1, true},
+		{-3, 0, 0, 0, true},
+	} {
+		r, a, c := restoredBudget(tc.retries, tc.attempts)
+		if r != tc.r || a != tc.a || c != tc.clamped {
+			t.Errorf("restoredBudget(%d, %d) = %d, %d, %v, want %d, %d, %v",
+				tc.retries, tc.attempts, r, a, c, tc.r, tc.a, tc.clamped)
+		}
+	}
+}
