@@ -130,6 +130,8 @@ func TestParseErrors(t *testing.T) {
 		{"failure_backoff negative", "[strategy]\nfailure_backoff = -1", []string{"strategy.failure_backoff -1s: must be > 0"}},
 		{"max_pending misspelt", "[strategy]\nmax_pendin = 60", []string{`did you mean "strategy.max_pending"`}},
 		{"tail too large", "[executor]\noutput_tail_bytes = 70000000", []string{"executor.output_tail_bytes 70000000", "[0, 8388608]", "--stdout/--stderr"}},
+		{"retries negative", "[executor]\nretries = -1", []string{"executor.retries -1: must be in [0, 10000]"}},
+		{"retries too many", "[executor]\nretries = 10001", []string{"executor.retries 10001: must be in [0, 10000]"}},
 		{"tail negative", "[executor]\noutput_tail_bytes = -1", []string{"executor.output_tail_bytes -1"}},
 		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
 	}

@@ -65,8 +65,8 @@ func (c *Config) Validate() error {
 	if e.HeartbeatThreshold <= e.HeartbeatPeriod {
 		bad("executor.heartbeat_threshold %s: must be greater than heartbeat_period %s", e.HeartbeatThreshold.D(), e.HeartbeatPeriod.D())
 	}
-	if e.Retries < 0 {
-		bad("executor.retries %d: must be >= 0", e.Retries)
+	if err := wire.CheckRetries(e.Retries); err != nil {
+		bad("executor.retries %d: %v", e.Retries, err)
 	}
 	if err := wire.CheckTailBytes(e.OutputTailBytes); err != nil {
 		bad("executor.output_tail_bytes %d: %v", e.OutputTailBytes, err)

@@ -74,8 +74,8 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 	if t.TimeoutMs < 0 {
 		return fmt.Errorf("task %d: timeout %dms must not be negative", i, t.TimeoutMs)
 	}
-	if t.Retries < -1 {
-		return fmt.Errorf("task %d: retries %d must be >= 0", i, t.Retries)
+	if t.Retries < -1 || t.Retries > wire.MaxRetries {
+		return fmt.Errorf("task %d: retries %d: must be in [0, %d]", i, t.Retries, wire.MaxRetries)
 	}
 	if err := wire.CheckTask(t); err != nil {
 		return fmt.Errorf("task %d: %w", i, err)
@@ -131,22 +131,22 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 	for _, spec := range r.Tasks {
 		retries := spec.Retries
 		if retries < 0 {
-			retries = int32(s.cfg.DefaultRetries)
+			retries = int32(s.cfg.DefaultRetries) // checked at start (New)
 		}
 		var sid shapeID
 		if spec.Cores|spec.Gpus|spec.Nodes|spec.RanksPerNode != 0 || spec.MemBytes != 0 {
 			sid, _ = s.shapes.intern(specShape(spec)) // room checked above (shapesFit)
 		}
-		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: retries, timeoutMs: spec.TimeoutMs, priority: spec.Priority,
-			submitted: s.now.UnixNano(), shape: sid})
+		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: int16(retries), timeoutMs: spec.TimeoutMs, priority: spec.Priority,
+			shape: sid}, s.now.UnixNano())
 		s.queuedExtra += s.extraSlots(t)
 		if s.spill() {
 			s.spillTask(t)
 		} else {
-			t.fields = s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
+			t.setFields(s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
 				ArgvRaw: spec.ArgvRaw, EnvRaw: spec.EnvRaw, CwdRaw: spec.CwdRaw, TimeoutMs: spec.TimeoutMs,
 				ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath,
-				Cores: spec.Cores, Gpus: spec.Gpus, MemBytes: spec.MemBytes, RanksPerNode: spec.RanksPerNode})
+				Cores: spec.Cores, Gpus: spec.Gpus, MemBytes: spec.MemBytes, RanksPerNode: spec.RanksPerNode}))
 		}
 		s.nextTask++
 		s.queue.push(t)
@@ -274,12 +274,12 @@ func (s *state) taskResult(row journal.Row) *wire.TaskResult {
 			tr.Seconds = res.EndedAt.Sub(res.StartedAt).Seconds()
 		}
 	} else if t := s.tasks.get(uint64(row.Task.ID)); t != nil && t.state == stRunning {
-		tr.State, tr.Attempts = "running", t.attempts
+		tr.State, tr.Attempts = "running", int32(t.attempts)
 		tr.BlockId, tr.Node = t.pool.reg.BlockId, t.pool.reg.Node
 	} else {
 		tr.State = "queued"
 		if t != nil {
-			tr.Attempts = t.attempts
+			tr.Attempts = int32(t.attempts)
 		}
 	}
 	return tr

@@ -87,7 +87,7 @@ func (s *state) fill(p *pool) {
 		if t == nil {
 			break
 		}
-		if !t.fields.loaded() {
+		if !t.fields().loaded() {
 			s.queue.push(t) // first again
 			s.wantLoad(t.id)
 			s.stalled = true
@@ -99,7 +99,7 @@ func (s *state) fill(p *pool) {
 			}
 			continue
 		}
-		w, f := 1, t.fields.bytes()
+		w, f := 1, t.fields().bytes()
 		if t.shape != 0 {
 			var ok bool
 			if w, ok = s.sizedFits(t, p); !ok {
@@ -120,7 +120,7 @@ func (s *state) fill(p *pool) {
 		s.start(t, p, w)
 		free -= w
 		fields = append(fields, f)
-		attempts = append(attempts, t.attempts)
+		attempts = append(attempts, int32(t.attempts))
 	}
 	for _, t := range aside {
 		s.queue.push(t)
@@ -142,8 +142,10 @@ func (s *state) start(t *task, p *pool, w int) {
 	t.pool = p
 	t.attempts++
 	t.dispatched = s.now.UnixNano()
-	if o := s.cfg.Observer; o != nil && t.submitted != 0 {
-		o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
+	if o := s.cfg.Observer; o != nil {
+		if ns := s.tasks.submittedAt(t); ns != 0 {
+			o.TaskDispatched(s.now.Sub(time.Unix(0, ns)))
+		}
 	}
 	p.running[t.id] = t
 	p.used += w

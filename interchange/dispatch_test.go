@@ -93,7 +93,7 @@ func TestDispatchKeepsPoolsFed(t *testing.T) {
 			}
 			spilled := 0
 			s.tasks.each(func(tk *task) {
-				if tk.state == stQueued && !tk.fields.loaded() {
+				if tk.state == stQueued && !tk.fields().loaded() {
 					spilled++
 				}
 			})

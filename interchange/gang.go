@@ -281,14 +281,16 @@ func (s *state) startGang(g *gang) {
 	t.pool = first
 	t.attempts++
 	t.dispatched = s.now.UnixNano()
-	if o := s.cfg.Observer; o != nil && t.submitted != 0 {
-		o.TaskDispatched(s.now.Sub(time.Unix(0, t.submitted)))
+	if o := s.cfg.Observer; o != nil {
+		if ns := s.tasks.submittedAt(t); ns != 0 {
+			o.TaskDispatched(s.now.Sub(time.Unix(0, ns)))
+		}
 	}
 	first.running[t.id] = t
 	first.used += s.chargeOn(t, first) // every slot: released with its result like any task's
 	g.running = true
-	fields := wire.AppendMPIFields(slices.Clip(t.fields.bytes()), nodes, g.ranks)
-	for _, f := range taskFrames([][]byte{fields}, []int32{t.attempts}) {
+	fields := wire.AppendMPIFields(slices.Clip(t.fields().bytes()), nodes, g.ranks)
+	for _, f := range taskFrames([][]byte{fields}, []int32{int32(t.attempts)}) {
 		s.sendRaw(toPool, first.ident, f)
 	}
 	s.event("mpi_task_started", first.reg.BlockId, first.id, t.id,
@@ -356,7 +358,7 @@ func (s *state) gangResult(t *task, r *wire.Result, p *pool) bool {
 		s.queue.push(t)
 		return true
 	}
-	s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_MANAGER_LOST, Attempt: t.attempts, ExitCode: -1,
+	s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_MANAGER_LOST, Attempt: int32(t.attempts), ExitCode: -1,
 		Error: fmt.Sprintf("%s after %d attempts", g.lost, t.attempts), EndUnixUs: s.now.UnixMicro()}, p)
 	return true
 }

@@ -141,6 +141,9 @@ var wakeSeq struct {
 
 // New binds the sockets. The ports are known when it returns.
 func New(opt Options) (*Interchange, error) {
+	if err := wire.CheckRetries(opt.DefaultRetries); err != nil {
+		return nil, fmt.Errorf("default retries %d: %w", opt.DefaultRetries, err)
+	}
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}

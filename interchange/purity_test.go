@@ -11,7 +11,7 @@ import (
 // coreFiles hold the core (core.go): no sockets, no SQL, no clock.
 var coreFiles = []string{"core.go", "state.go", "clients.go", "pools.go", "queue.go", "resume.go",
 	"commands.go", "commits.go", "dispatch.go", "spill.go", "tasks.go", "limits.go",
-	"gang.go", "shapes.go", "sizes.go"}
+	"gang.go", "shapes.go", "sizes.go", "submitted.go"}
 
 // TestCoreIsPure fails when a file of the core imports a socket or
 // database package or reads the clock: those belong in the driver.

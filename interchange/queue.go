@@ -21,20 +21,29 @@ const (
 // the journal. Of its spec only what dispatch decides on is kept as
 // fields; the rest is the task's encoding for the wire (wire.Task without
 // the attempt), packed with other tasks' in shared chunks (taskArena): a
-// queued task costs one struct and its encoded bytes.
+// queued task costs one struct and its encoded bytes. The struct takes 64
+// bytes (TestTaskSize): its submission time is kept by runs of ids
+// (submitted.go), retries and attempts are bounded by wire.MaxRetries, and
+// the encoding's length packs with the other 4-byte fields.
 type task struct {
 	id, jobID  uint64
-	fields     encoded // wire.AppendTaskFields, in the arena
+	enc        *byte // the encoding (fields), nil when spilled
 	timeoutMs  int64
-	priority   int32
-	retries    int32
-	attempts   int32 // attempts started so far
-	state      taskState
-	shape      shapeID // what it asks for beyond one slot (shapes.go)
 	pool       *pool
 	dispatched int64 // unix ns of the current attempt's start (a time.Time is 24 bytes)
-	submitted  int64 // unix ns of the submission, 0 = unknown (for the latency metrics)
+	priority   int32
+	encLen     uint32  // the encoding's length
+	retries    int16   // at most wire.MaxRetries
+	attempts   int16   // attempts started so far: at most retries+1
+	shape      shapeID // what it asks for beyond one slot (shapes.go)
+	state      taskState
 }
+
+// fields returns the task's encoding (wire.AppendTaskFields, in the arena).
+func (t *task) fields() encoded { return encoded{p: t.enc, n: int(t.encLen)} }
+
+// setFields sets the task's encoding; encoded{} drops it.
+func (t *task) setFields(e encoded) { t.enc, t.encLen = e.p, uint32(e.n) }
 
 // taskArena packs the encoded fields of tasks into chunks, so that a task
 // does not cost an allocation of its own; a chunk is freed when no task
@@ -46,9 +55,10 @@ type taskArena struct {
 
 const arenaChunk = 64 << 10
 
-// encoded is a task's wire fields, read-only: a pointer and a length,
-// 16 bytes where a slice takes 24 (8 bytes a task: 80 MB of 10,000,000
-// queued). The zero value is a task without its encoding (spilled).
+// encoded is a task's wire fields, read-only: a pointer and a length. A
+// task keeps them as two fields (task.fields), the length in 4 bytes: an
+// encoding is bounded by wire.MaxFrame. The zero value is a task without
+// its encoding (spilled).
 type encoded struct {
 	p *byte
 	n int

@@ -533,7 +533,7 @@ func (h *harness) dump() string {
 	fmt.Fprintf(&b, "queued: %s\n", ids(queued))
 	var spilled []uint64
 	s.tasks.each(func(t *task) {
-		if !t.fields.loaded() {
+		if !t.fields().loaded() {
 			spilled = append(spilled, t.id)
 		}
 	})

@@ -258,7 +258,7 @@ func (s *state) sizedFits(t *task, p *pool) (int, bool) {
 // sizedFields is a sized task's encoding for one dispatch: its fields and
 // the slots it is charged.
 func sizedFields(t *task, w int) []byte {
-	b := t.fields.bytes()
+	b := t.fields().bytes()
 	f := make([]byte, 0, len(b)+8)
 	return wire.AppendTaskSlots(append(f, b...), int32(w))
 }
@@ -330,7 +330,7 @@ func (s *state) place(wt *waiter) bool {
 func (s *state) startOne(t *task, p *pool, w int) {
 	s.start(t, p, w)
 	p.idleSince = time.Time{}
-	s.sendRaw(toPool, p.ident, wire.TasksFrame([][]byte{sizedFields(t, w)}, []int32{t.attempts}))
+	s.sendRaw(toPool, p.ident, wire.TasksFrame([][]byte{sizedFields(t, w)}, []int32{int32(t.attempts)}))
 }
 
 // unreserve ends a waiter's reservation: its pool takes tasks again, and

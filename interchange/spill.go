@@ -55,7 +55,7 @@ func (s *state) encodeTask(t *task, jt *journal.Task) {
 	w.SetArgs(jt.Argv)
 	w.SetEnvs(jt.Env)
 	w.SetDir(jt.Cwd)
-	t.fields = s.arena.fieldsOf(w)
+	t.setFields(s.arena.fieldsOf(w))
 }
 
 // readAhead reports whether spilled tasks may be loaded before dispatch
@@ -77,7 +77,7 @@ func (s *state) spillTask(t *task) {
 // leaveQueue is called when a queued task stops being queued other than
 // by dispatch (which takes loaded tasks only).
 func (s *state) leaveQueue(t *task) {
-	if !t.fields.loaded() {
+	if !t.fields().loaded() {
 		s.spilled--
 	}
 }
@@ -116,7 +116,7 @@ func (s *state) tasksLoaded(q readReq, rows []journal.Row, err error) {
 	for _, row := range rows {
 		id := uint64(row.Task.ID)
 		last = id
-		if t := s.tasks.get(id); t != nil && !t.fields.loaded() {
+		if t := s.tasks.get(id); t != nil && !t.fields().loaded() {
 			if err := unsendableTask(&row.Task); err != nil { // from an older htex
 				if t.state == stQueued {
 					s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_SPAWN, ExitCode: -1, Error: err.Error()}, nil)

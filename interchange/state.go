@@ -154,9 +154,14 @@ func (s *state) restore(d restoreData, now time.Time) {
 		if err != nil { // more distinct sizes than ids: it runs as a task of one slot
 			s.log.Error("restored task keeps no size", "task", jt.ID, "err", err)
 		}
-		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: int32(jt.Retries),
-			attempts: int32(d.attempts[jt.ID]), timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
-			submitted: submitted, shape: sid})
+		retries, attempts, clamped := restoredBudget(jt.Retries, d.attempts[jt.ID])
+		if clamped { // from an older htex, which took more
+			s.log.Warn("restored task keeps the largest retry budget", "task", jt.ID, "retries", jt.Retries,
+				"attempts", d.attempts[jt.ID], "max_retries", wire.MaxRetries)
+		}
+		t := s.tasks.add(task{id: uint64(jt.ID), jobID: uint64(jt.JobID), retries: retries,
+			attempts: attempts, timeoutMs: jt.Timeout.Milliseconds(), priority: int32(jt.Priority),
+			shape: sid}, submitted)
 		s.queuedExtra += s.extraSlots(t)
 		s.spillTask(t)
 		if jb := s.jobs[t.jobID]; jb != nil {
@@ -221,13 +226,13 @@ func (s *state) lose(p *pool, why string) {
 		if t.attempts <= t.retries {
 			t.state = stQueued
 			s.queuedExtra += s.extraSlots(t)
-			if !t.fields.loaded() { // it was claimed by a pool that registered again
+			if !t.fields().loaded() { // it was claimed by a pool that registered again
 				s.spillTask(t)
 			}
 			s.queue.push(t)
 			continue
 		}
-		s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_MANAGER_LOST, Attempt: t.attempts,
+		s.finish(t, &wire.Result{TaskId: t.id, ErrorKind: wire.ErrorKind_MANAGER_LOST, Attempt: int32(t.attempts),
 			Error:     fmt.Sprintf("pool %s on %s was lost (%s) after %d attempts", p.id, p.reg.Node, why, t.attempts),
 			EndUnixUs: ended.UnixMicro()}, p)
 	}
@@ -262,7 +267,8 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 		s.gangFinished(t)
 	}
 	s.shapes.release(t.shape)
-	s.tasks.remove(t) // state stDone
+	submitted := s.tasks.submittedAt(t) // for the latency metric, before the task goes
+	s.tasks.remove(t)                   // state stDone
 	if j := s.jobs[t.jobID]; j != nil {
 		j.unfinished--
 	}
@@ -294,7 +300,17 @@ func (s *state) finish(t *task, r *wire.Result, p *pool) {
 	}
 	s.pending.Results = append(s.pending.Results, res)
 	s.posts = append(s.posts, post{done: &doneTask{jobID: t.jobID, taskID: t.id, state: res.State,
-		kind: res.ErrorKind, end: res.EndedAt, submitted: t.submitted}})
+		kind: res.ErrorKind, end: res.EndedAt, submitted: submitted}})
+}
+
+// restoredBudget is a restored task's retries and attempts as a task
+// keeps them (at most wire.MaxRetries, and one attempt more), and whether
+// the journal's were larger: an older htex took any retries. A task over
+// its budget still fails at its next lost pool, as it would have.
+func restoredBudget(retries, attempts int) (int16, int16, bool) {
+	r := min(max(retries, 0), wire.MaxRetries)
+	a := min(max(attempts, 0), wire.MaxRetries+1)
+	return int16(r), int16(a), r != retries || a != attempts
 }
 
 func errorKindName(k wire.ErrorKind) string {

@@ -2,14 +2,16 @@ package interchange
 
 // taskTable holds the unfinished tasks by id. Ids are handed out in
 // order, so the tasks live in pages of consecutive ids rather than one
-// allocation and one map entry each: a queued task costs its 80 bytes
+// allocation and one map entry each: a queued task costs its 64 bytes
 // (TestTaskSize) and a page is freed once every task of it has finished.
+// Their submission times are kept apart, by runs of ids (submitted.go).
 // A *task stays valid until the task finishes; a finished task's slot
 // keeps state stDone, so that queue entries still pointing at it are
 // skipped.
 type taskTable struct {
-	pages map[uint64]*taskPage
-	n     int
+	pages     map[uint64]*taskPage
+	n         int
+	submitted submitTimes
 }
 
 const (
@@ -22,8 +24,9 @@ type taskPage struct {
 	live int
 }
 
-// add stores a new task (by its id) and returns where it lives.
-func (tt *taskTable) add(v task) *task {
+// add stores a new task (by its id), submitted at unix ns submitted (0 =
+// unknown), and returns where it lives. Ids come in increasing order.
+func (tt *taskTable) add(v task, submitted int64) *task {
 	if tt.pages == nil {
 		tt.pages = map[uint64]*taskPage{}
 	}
@@ -36,6 +39,7 @@ func (tt *taskTable) add(v task) *task {
 	*t = v
 	p.live++
 	tt.n++
+	tt.submitted.add(v.id, submitted)
 	return t
 }
 
@@ -59,7 +63,9 @@ func (tt *taskTable) get(id uint64) *task {
 // remove forgets a finished task (its state already stDone).
 func (tt *taskTable) remove(t *task) {
 	t.state = stDone
-	t.fields, t.pool = encoded{}, nil
+	t.setFields(encoded{})
+	t.pool = nil
+	tt.submitted.remove(t.id)
 	key := t.id >> pageBits
 	p := tt.pages[key]
 	p.live--
@@ -68,6 +74,10 @@ func (tt *taskTable) remove(t *task) {
 		delete(tt.pages, key)
 	}
 }
+
+// submittedAt returns when unfinished task t was submitted, unix ns, 0 =
+// unknown.
+func (tt *taskTable) submittedAt(t *task) int64 { return tt.submitted.at(t.id) }
 
 // len is the number of unfinished tasks.
 func (tt *taskTable) len() int { return tt.n }

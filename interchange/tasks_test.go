@@ -6,18 +6,28 @@ import (
 )
 
 // TestTaskTable checks the table against a map through random adds and
-// removals, and that a page goes once its last task has finished.
+// removals, each add at the time of its submit (a submit holds a few
+// tasks), and that a page and the submission times go once their last
+// task has finished.
 func TestTaskTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var tt taskTable
 	model := map[uint64]*task{}
 	var live []uint64 // the model's ids, so that removals follow the seed
+	submitted := map[uint64]int64{}
+	now, left := int64(0), 0 // the submit's time, and its tasks still to add
 	next := uint64(1)
 	for step := range 20000 {
 		if rng.IntN(3) > 0 || len(model) == 0 {
+			if left == 0 { // a new submit, sometimes in the same ns as the last
+				now += int64(rng.IntN(2)) * 1000
+				left = 1 + rng.IntN(8)
+			}
+			left--
 			next += uint64(rng.IntN(3)) // ids increase, with gaps
-			tk := tt.add(task{id: next, jobID: 7})
+			tk := tt.add(task{id: next, jobID: 7}, now)
 			model[next] = tk
+			submitted[next] = now
 			live = append(live, next)
 			next++
 		} else {
@@ -25,6 +35,9 @@ func TestTaskTable(t *testing.T) {
 			id := live[i]
 			live[i] = live[len(live)-1]
 			live = live[:len(live)-1]
+			if got := tt.submittedAt(model[id]); got != submitted[id] {
+				t.Fatalf("step %d: task %d submitted at %d, want %d", step, id, got, submitted[id])
+			}
 			tt.remove(model[id])
 			delete(model, id)
 			if tt.get(id) != nil {
@@ -42,6 +55,16 @@ func TestTaskTable(t *testing.T) {
 		if got := tt.get(id); got != tk || got.jobID != 7 {
 			t.Fatalf("get(%d) = %p, want %p", id, got, tk)
 		}
+		if got := tt.submittedAt(tk); got != submitted[id] {
+			t.Fatalf("task %d submitted at %d, want %d", id, got, submitted[id])
+		}
+	}
+	times := map[int64]bool{}
+	for id := range model {
+		times[submitted[id]] = true
+	}
+	if runs := tt.submitted.len(); runs > 2*len(times)+1 {
+		t.Errorf("%d runs of submission times kept for %d distinct times of unfinished tasks", runs, len(times))
 	}
 	n := 0
 	tt.each(func(tk *task) {
@@ -60,7 +83,8 @@ func TestTaskTable(t *testing.T) {
 		tt.remove(tk)
 		delete(model, id)
 	}
-	if len(tt.pages) != 0 || tt.len() != 0 {
-		t.Errorf("%d pages and %d tasks left after every task finished", len(tt.pages), tt.len())
+	if len(tt.pages) != 0 || tt.len() != 0 || tt.submitted.len() != 0 {
+		t.Errorf("%d pages, %d tasks and %d runs of submission times left after every task finished",
+			len(tt.pages), tt.len(), tt.submitted.len())
 	}
 }

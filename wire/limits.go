@@ -48,6 +48,12 @@ const (
 
 	// MaxTasksPerSubmit bounds the tasks of one SubmitRequest.
 	MaxTasksPerSubmit = 100000
+
+	// MaxRetries bounds a task's retries (submit --retries, a spec's
+	// retries, executor.retries): the daemon keeps a queued task's
+	// retries and attempts in 2 bytes each. A task retried ten thousand
+	// times has a problem that retrying does not solve.
+	MaxRetries = 10000
 )
 
 // ErrTooLarge reports a message or an item over one of the limits.
@@ -116,6 +122,14 @@ func CheckTask(t *TaskSpec) error {
 		return fmt.Errorf("cwd %q holds a NUL byte, which no path can carry", t.Dir())
 	}
 	return CheckSize(t.Cores, t.Gpus, t.MemBytes)
+}
+
+// CheckRetries checks a retry budget (MaxRetries).
+func CheckRetries(n int) error {
+	if n < 0 || n > MaxRetries {
+		return fmt.Errorf("must be in [0, %d]", MaxRetries)
+	}
+	return nil
 }
 
 // CheckTailBytes checks executor.output_tail_bytes.

@@ -272,7 +272,7 @@ func TestPlanErrors(t *testing.T) {
 		{"bad vendor without accelerators", []string{"--cores", "4", "--accelerator-vendor", "nvida"},
 			`htexctl: plan: --accelerator-vendor "nvida": want auto, nvidia, amd or intel (did you mean "nvidia"?)`},
 		{"bad config", []string{"--config", bad, "--cores", "4"},
-			`htexctl: ` + bad + `: executor.cores_per_worker -1: must be > 0 (leave it out for 1); executor.retries -2: must be >= 0`},
+			`htexctl: ` + bad + `: executor.cores_per_worker -1: must be > 0 (leave it out for 1); executor.retries -2: must be in [0, 10000]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

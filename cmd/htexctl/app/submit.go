@@ -166,9 +166,12 @@ func fitsWalltime(cl *client.Client, limit time.Duration) error {
 
 // buildSpecs turns the submit flags and arguments into task specs.
 func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
-	// Both travel as 32-bit integers: a larger value is refused, not wrapped.
-	if r := c.Int("retries"); r < -1 || r > math.MaxInt32 {
-		return nil, fmt.Errorf("--retries %d: must be in [0, %d]", r, math.MaxInt32)
+	// A value out of range is refused, not wrapped: the daemon keeps
+	// retries in 16 bits (wire.MaxRetries), the priority in 32.
+	if r := c.Int("retries"); r != -1 {
+		if err := wire.CheckRetries(r); err != nil {
+			return nil, fmt.Errorf("--retries %d: %w", r, err)
+		}
 	}
 	if p := c.Int("priority"); p < math.MinInt32 || p > math.MaxInt32 {
 		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
