@@ -173,7 +173,12 @@ func (r *reader) run() {
 	for q := range r.in {
 		var d readDone
 		if q.load { // the tasks after q.after, of every job
-			d.rows, d.err = r.j.Rows(0, int64(q.after), q.limit+1)
+			var ts []journal.Task
+			ts, d.err = r.j.TasksAfter(int64(q.after), q.limit+1)
+			d.rows = make([]journal.Row, len(ts))
+			for i := range ts {
+				d.rows[i].Task = ts[i]
+			}
 		} else { // a page of results, cut by rows and bytes
 			d.rows, d.more, d.err = r.j.RowsPage(int64(q.jobID), int64(q.after), q.limit, wire.BatchBytes)
 		}

@@ -184,6 +184,15 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || len(page) != 1 || page[0].Task.ID != 4 || page[0].Result != nil {
 		t.Errorf("Rows(2,3,10) = %+v, %v", page, err)
 	}
+
+	// Tasks of every job after an id, without results, as Rows has them.
+	after, err := j.TasksAfter(1, 2)
+	if err != nil || len(after) != 2 || !reflect.DeepEqual(after[0], rows[1].Task) || !reflect.DeepEqual(after[1], rows[2].Task) {
+		t.Errorf("TasksAfter(1,2) = %+v, %v; want the tasks of rows 2 and 3: %+v %+v", after, err, rows[1].Task, rows[2].Task)
+	}
+	if all, err := j.TasksAfter(0, 0); err != nil || len(all) != len(rows) {
+		t.Errorf("TasksAfter(0,0): %d tasks, %v; want %d", len(all), err, len(rows))
+	}
 }
 
 func TestUpsert(t *testing.T) {
