@@ -336,7 +336,7 @@ func (ix *Interchange) Run(ctx context.Context) error {
 		// status must not wait behind the results of a thousand pools.
 		ix.drain(ix.clientSock, func(id, payload []byte) {
 			st.clientMsg(now, id, payload)
-			ix.act(w, rd)
+			ix.sendOut(st.takeOut()) // the reply; journal work waits for act below
 			// A submission of thousands of tasks takes milliseconds, and
 			// several can be waiting: keep the pools fed in between, or
 			// their prefetch runs dry behind a stream of submissions.
