@@ -7,7 +7,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,21 +184,7 @@ func TestPBSEmulatorMPITask(t *testing.T) {
 func TestOpenPBSMPITask(t *testing.T) {
 	env := requireOpenPBS(t)
 	requireHydra(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ranks := filepath.Join(dir, "rank.sh")
-	if err := os.WriteFile(ranks, []byte(rankScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hello := filepath.Join(dir, "hello")
-	if err := os.WriteFile(hello+".c", []byte(mpiHello), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mpicc", "-o", hello, hello+".c").CombinedOutput(); err != nil {
-		t.Fatalf("mpicc: %v\n%s", err, out)
-	}
+	ranks, hello := mpiPrograms(t)
 	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("mpitask"), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
 	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
 	jobID := st.Blocks[0].JobID

@@ -31,6 +31,28 @@ func requireHydra(t *testing.T) {
 	}
 }
 
+// mpiPrograms writes rankScript and builds mpiHello (mpicc) in a folder
+// every node can read, and returns their paths.
+func mpiPrograms(t *testing.T) (ranks, hello string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ranks = filepath.Join(dir, "rank.sh")
+	if err := os.WriteFile(ranks, []byte(rankScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hello = filepath.Join(dir, "hello")
+	if err := os.WriteFile(hello+".c", []byte(mpiHello), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mpicc", "-o", hello, hello+".c").CombinedOutput(); err != nil {
+		t.Fatalf("mpicc: %v\n%s", err, out)
+	}
+	return ranks, hello
+}
+
 // mpiHello sums the ranks with MPI_Allreduce: it ends only when every rank
 // joined the job through hydra's proxies (PMI) and they exchanged data.
 const mpiHello = `#include <mpi.h>
@@ -75,21 +97,7 @@ echo "rank $PMI_RANK of $PMI_SIZE node $node"
 func TestOpenPBSTaskRunsMpiexec(t *testing.T) {
 	env := requireOpenPBS(t)
 	requireHydra(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ranks := filepath.Join(dir, "rank.sh")
-	if err := os.WriteFile(ranks, []byte(rankScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hello := filepath.Join(dir, "hello")
-	if err := os.WriteFile(hello+".c", []byte(mpiHello), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mpicc", "-o", hello, hello+".c").CombinedOutput(); err != nil {
-		t.Fatalf("mpicc: %v\n%s", err, out)
-	}
+	ranks, hello := mpiPrograms(t)
 	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("mpi"), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
 	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
 	jobID := st.Blocks[0].JobID

@@ -277,17 +277,9 @@ func (s *state) startGang(g *gang) {
 		nodes[i] = p.reg.Node
 		p.idleSince = time.Time{}
 	}
-	t.state = stRunning // out of the queue since gangTake
-	t.pool = first
-	t.attempts++
-	t.dispatched = s.now.UnixNano()
-	if o := s.cfg.Observer; o != nil {
-		if ns := s.tasks.submittedAt(t); ns != 0 {
-			o.TaskDispatched(s.now.Sub(time.Unix(0, ns)))
-		}
-	}
-	first.running[t.id] = t
-	first.used += s.chargeOn(t, first) // every slot: released with its result like any task's
+	// Out of the queue since gangTake; charged every slot of the first
+	// pool, released with its result like any task's.
+	s.start(t, first, s.chargeOn(t, first))
 	g.running = true
 	fields := wire.AppendMPIFields(slices.Clip(t.fields().bytes()), nodes, g.ranks)
 	for _, f := range taskFrames([][]byte{fields}, []int32{int32(t.attempts)}) {

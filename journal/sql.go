@@ -320,7 +320,7 @@ WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = a.task_id) GROUP BY 
 	sqlRowsAll = `SELECT ` + selTask + `, ` + selResult + ` FROM tasks t LEFT JOIN results r ON r.task_id = t.id
 WHERE t.id > ? ORDER BY t.id LIMIT ?`
 	sqlTasksAfter = `SELECT ` + selTask + ` FROM tasks t WHERE t.id > ? ORDER BY t.id LIMIT ?`
-	sqlRowsJob = `SELECT ` + selTask + `, ` + selResult + ` FROM tasks t LEFT JOIN results r ON r.task_id = t.id
+	sqlRowsJob    = `SELECT ` + selTask + `, ` + selResult + ` FROM tasks t LEFT JOIN results r ON r.task_id = t.id
 WHERE t.job_id = ? AND t.id > ? ORDER BY t.id LIMIT ?`
 
 	sqlJobCounts = `SELECT j.id, j.name, count(t.id),
