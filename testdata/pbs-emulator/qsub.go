@@ -372,6 +372,7 @@ func (j *Job) applyResources() error {
 		n := 1
 		if c, err := strconv.Atoi(parts[0]); err == nil {
 			if c < 1 {
+				//lint:ignore ST1005 the words of OpenPBS's own qsub, which callers match
 				return fmt.Errorf("Illegal attribute or resource value Resource_List.select")
 			}
 			n, parts = c, parts[1:]
@@ -392,11 +393,13 @@ func (j *Job) applyResources() error {
 		}
 	}
 	if j.NodeCount < 1 {
+		//lint:ignore ST1005 the words of OpenPBS's own qsub, which callers match
 		return fmt.Errorf("Illegal attribute or resource value Resource_List.select")
 	}
 	if w := r["walltime"]; w != "" {
 		sec, err := parseWalltime(w)
 		if err != nil {
+			//lint:ignore ST1005 the words of OpenPBS's own qsub, which callers match
 			return fmt.Errorf("Illegal attribute or resource value Resource_List.walltime")
 		}
 		j.Walltime = sec
