@@ -182,13 +182,7 @@ func TestPBSEmulatorMPITask(t *testing.T) {
 // as the pools' environment tells hydra), and an MPI program's ranks
 // exchange data.
 func TestOpenPBSMPITask(t *testing.T) {
-	env := requireOpenPBS(t)
-	requireHydra(t)
-	ranks, hello := mpiPrograms(t)
-	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("mpitask"), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
-	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
-	jobID := st.Blocks[0].JobID
-	hosts := openpbsHosts(openpbsJobs(t, env, jobID)[jobID].ExecHost)
+	d, hosts, ranks, hello := openpbsMPIBlock(t, "mpitask")
 
 	job := d.Submit("--nodes", "2", "--timeout", "60s", "--", "sh", "-c", `$HTEX_MPI_PREFIX "$0" && $HTEX_MPI_PREFIX "$1"`, ranks, hello)
 	if code := d.WaitJob(job); code != 0 {
@@ -216,7 +210,7 @@ func TestOpenPBSMPITask(t *testing.T) {
 		t.Fatalf("task on %s: state %s exit %d error %q\nstdout %q: want ranks %v, then the MPI program's two ranks, sum 1\nstderr %q\n%s",
 			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, want, r.Stderr, slurmBlockStderr(d))
 	}
-	t.Logf("task on %s (block %s on %v): %q", r.Node, jobID, hosts, r.Stdout)
+	t.Logf("task on %s (block on %v): %q", r.Node, hosts, r.Stdout)
 }
 
 // poolOnNode is the pid of the run's pool process whose HTEX_NODE_NAME is

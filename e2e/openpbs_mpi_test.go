@@ -31,6 +31,20 @@ func requireHydra(t *testing.T) {
 	}
 }
 
+// openpbsMPIBlock starts a daemon on the local OpenPBS whose one block has
+// two nodes, waits for both pools, and returns the daemon, the block's
+// hosts and the MPI test programs (mpiPrograms).
+func openpbsMPIBlock(t *testing.T, label string) (d *testenv.Daemon, hosts []string, ranks, hello string) {
+	t.Helper()
+	env := requireOpenPBS(t)
+	requireHydra(t)
+	ranks, hello = mpiPrograms(t)
+	d = startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel(label), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
+	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
+	jobID := st.Blocks[0].JobID
+	return d, openpbsHosts(openpbsJobs(t, env, jobID)[jobID].ExecHost), ranks, hello
+}
+
 // mpiPrograms writes rankScript and builds mpiHello (mpicc) in a folder
 // every node can read, and returns their paths.
 func mpiPrograms(t *testing.T) (ranks, hello string) {
@@ -95,13 +109,7 @@ echo "rank $PMI_RANK of $PMI_SIZE node $node"
 // succeeds. Then four tasks at once, two on each node's pool, do the same:
 // mpiexec works from the pool on a sister node as from the first node's.
 func TestOpenPBSTaskRunsMpiexec(t *testing.T) {
-	env := requireOpenPBS(t)
-	requireHydra(t)
-	ranks, hello := mpiPrograms(t)
-	d := startOpenPBSDaemon(t, env, openpbsConfig(openpbsLabel("mpi"), 2, 1, 1, "00:10:00", "", "", `kind = "none"`))
-	st := openpbsWait(t, d, env, "two pools", 3*time.Minute, func(s testenv.Status) bool { return len(s.Pools) == 2 })
-	jobID := st.Blocks[0].JobID
-	hosts := openpbsHosts(openpbsJobs(t, env, jobID)[jobID].ExecHost)
+	d, hosts, ranks, hello := openpbsMPIBlock(t, "mpi")
 
 	// mpiexec waits for ranks it could not start (an ssh refused): the
 	// time limit ends such a task.
@@ -129,7 +137,7 @@ func TestOpenPBSTaskRunsMpiexec(t *testing.T) {
 		t.Fatalf("task on %s: state %s exit %d error %q\nstdout %q: want ranks 0 and 1 of 2, one on each of %v, then the MPI program's two ranks, sum 1\nstderr %q\n%s",
 			r.Node, r.State, r.ExitCode, r.Error, r.Stdout, hosts, r.Stderr, slurmBlockStderr(d))
 	}
-	t.Logf("task on %s (block %s on %v): %q", r.Node, jobID, hosts, lines)
+	t.Logf("task on %s (block on %v): %q", r.Node, hosts, lines)
 
 	// From every pool: four tasks on the block's four slots (two per node)
 	// each wait until all four run, so that two run on each node, then

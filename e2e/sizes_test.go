@@ -16,18 +16,8 @@ import (
 
 // Tasks of a size (submit --cores/--gpus/--mem, docs/task-sizes.md) on
 // the local provider. The pools see two CPUs (HTEX_CORES=2: the first two
-// of the allowed set), cut into two slots of one CPU each.
-
-const sizesPinnedConfig = `
-[executor]
-max_workers_per_node = 2
-cores_per_worker = 1
-cpu_affinity = "block"
-heartbeat_period = 1
-heartbeat_threshold = 5
-[provider]
-kind = "local"
-`
+// of the allowed set), cut into two slots of one CPU each by the pinning
+// tests' pinBlockConfig.
 
 // sizeProbe prints when the task started and ended (ns), its CPU mask and
 // OMP_NUM_THREADS, holding its CPUs for a moment in between.
@@ -58,6 +48,17 @@ type sizedRun struct {
 	omp        string
 	places     string
 	start, end int64
+}
+
+// waitJobs waits for each job; one that does not succeed ends the test
+// with the daemon log's tail.
+func waitJobs(t *testing.T, d *testenv.Daemon, jobs ...string) {
+	t.Helper()
+	for _, job := range jobs {
+		if code := d.WaitJob(job); code != 0 {
+			t.Fatalf("wait %s: exit %d\n%s", job, code, testenv.Tail(d.Log(), 30))
+		}
+	}
 }
 
 func sizedResults(t *testing.T, d *testenv.Daemon, jobs ...string) []sizedRun {
@@ -117,7 +118,7 @@ func startSized(t *testing.T, config string) *testenv.Daemon {
 // those CPUs and the same CPUs in their result, and tasks whose run times
 // overlap never share a CPU.
 func TestSizedTasksDisjointCPUs(t *testing.T) {
-	d := startSized(t, sizesPinnedConfig)
+	d := startSized(t, pinBlockConfig)
 	var jobs []string
 	for i := range 3 {
 		jobs = append(jobs, d.Submit("--cores", "2", "--array", "1-2", "--", "sh", "-c", sizeProbe))
@@ -126,11 +127,7 @@ func TestSizedTasksDisjointCPUs(t *testing.T) {
 			jobs = append(jobs, d.Submit("--array", "1-3", "--", "sh", "-c", sizeProbe))
 		}
 	}
-	for _, job := range jobs {
-		if code := d.WaitJob(job); code != 0 {
-			t.Fatalf("wait %s: exit %d\n%s", job, code, testenv.Tail(d.Log(), 30))
-		}
-	}
+	waitJobs(t, d, jobs...)
 	runs := sizedResults(t, d, jobs...)
 	if len(runs) != 21 {
 		t.Fatalf("%d results, want 21", len(runs))
@@ -178,17 +175,13 @@ func TestSizedTasksDisjointCPUs(t *testing.T) {
 // TestSizedMixedUnpinned: without pinning, 2-core and 1-core tasks mixed
 // on a pool of two slots all finish; a 2-core task gets OMP_NUM_THREADS=2.
 func TestSizedMixedUnpinned(t *testing.T) {
-	d := startSized(t, strings.Replace(sizesPinnedConfig, `cpu_affinity = "block"`, `cpu_affinity = "none"`, 1))
+	d := startSized(t, strings.Replace(pinBlockConfig, `cpu_affinity = "block"`, `cpu_affinity = "none"`, 1))
 	var jobs []string
 	for range 3 {
 		jobs = append(jobs, d.Submit("--cores", "2", "--env", "HOLD=0.1", "--", "sh", "-c", sizeProbe))
 		jobs = append(jobs, d.Submit("--array", "1-3", "--env", "HOLD=0.1", "--", "sh", "-c", sizeProbe))
 	}
-	for _, job := range jobs {
-		if code := d.WaitJob(job); code != 0 {
-			t.Fatalf("wait %s: exit %d\n%s", job, code, testenv.Tail(d.Log(), 30))
-		}
-	}
+	waitJobs(t, d, jobs...)
 	runs := sizedResults(t, d, jobs...)
 	if len(runs) != 12 {
 		t.Fatalf("%d results, want 12", len(runs))
@@ -208,15 +201,11 @@ func TestSizedMixedUnpinned(t *testing.T) {
 // the second stream starts: it reserves the pool, which takes no new task
 // until both its slots are free.
 func TestSizedLargeTaskNotStarved(t *testing.T) {
-	d := startSized(t, sizesPinnedConfig)
+	d := startSized(t, pinBlockConfig)
 	first := d.Submit("--array", "1-8", "--env", "HOLD=0.2", "--", "sh", "-c", sizeProbe)
 	big := d.Submit("--cores", "2", "--env", "HOLD=0.2", "--", "sh", "-c", sizeProbe)
 	second := d.Submit("--array", "1-8", "--env", "HOLD=0.2", "--", "sh", "-c", sizeProbe)
-	for _, job := range []string{first, big, second} {
-		if code := d.WaitJob(job); code != 0 {
-			t.Fatalf("wait %s: exit %d\n%s", job, code, testenv.Tail(d.Log(), 30))
-		}
-	}
+	waitJobs(t, d, first, big, second)
 	b := sizedResults(t, d, big)[0]
 	if len(b.cpus) != 2 {
 		t.Fatalf("the 2-core task ran on CPUs %v", b.cpus)
@@ -232,7 +221,7 @@ func TestSizedLargeTaskNotStarved(t *testing.T) {
 // refused at submit with a message naming the request and the largest
 // pool; a bad value is refused by the client, naming the flag.
 func TestSizedImpossibleRefused(t *testing.T) {
-	d := startSized(t, sizesPinnedConfig)
+	d := startSized(t, pinBlockConfig)
 	for _, c := range []struct {
 		args []string
 		code int
