@@ -30,9 +30,9 @@ func configPoolShape(cfg *config.Config, local func() (pinning.Node, error)) int
 		}
 		node = n
 	case pr.Kind == "slurm" && pr.CoresPerNode > 0:
-		node.CPUs = firstCPUs(pr.CoresPerNode)
+		node.CPUs = pinning.CPURange(pr.CoresPerNode)
 	case pr.Kind == "pbs" && pr.CPUsPerNode > 0:
-		node.CPUs = firstCPUs(pr.CPUsPerNode)
+		node.CPUs = pinning.CPURange(pr.CPUsPerNode)
 	default:
 		return interchange.PoolShape{}
 	}
@@ -47,28 +47,9 @@ func configPoolShape(cfg *config.Config, local func() (pinning.Node, error)) int
 	}
 	sh := l.Shape(node, opts)
 	ps := interchange.PoolShape{Slots: sh.Slots, SlotCPUs: sh.CPUs, SlotGPUs: sh.GPUs, SlotMemBytes: sh.MemBytes, SlotsPerGPU: sh.SlotsPerGPU,
-		CPUs: len(node.CPUs), GPUs: distinctDevices(l), MemBytes: int64(node.MemoryGB * (1 << 30))}
+		CPUs: len(node.CPUs), GPUs: l.DeviceCount(), MemBytes: int64(node.MemoryGB * (1 << 30))}
 	if !memKnown {
 		ps.SlotMemBytes, ps.MemBytes = 1<<50, 0 // not checked (wire.MaxMemBytes)
 	}
 	return ps
-}
-
-func firstCPUs(n int) []int {
-	cpus := make([]int, n)
-	for i := range cpus {
-		cpus[i] = i
-	}
-	return cpus
-}
-
-// distinctDevices counts the accelerator devices of a layout's slots.
-func distinctDevices(l *pinning.Layout) int {
-	seen := map[string]bool{}
-	for _, s := range l.Slots {
-		for _, d := range pinning.Devices(s.Accelerator) {
-			seen[d] = true
-		}
-	}
-	return len(seen)
 }

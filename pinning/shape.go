@@ -87,3 +87,26 @@ func CPUEnv(cpus []int) map[string]string {
 	setCPUEnv(env, cpus)
 	return env
 }
+
+// DeviceCount is the number of distinct accelerator devices of the
+// layout's slots.
+func (l *Layout) DeviceCount() int {
+	seen := map[string]bool{}
+	for _, s := range l.Slots {
+		for _, d := range Devices(s.Accelerator) {
+			seen[d] = true
+		}
+	}
+	return len(seen)
+}
+
+// CPURange is CPUs 0 to n-1: a Node's CPUs where only their number is
+// known (a config's cores per node, the CPU count a pool was given), as
+// Shape needs no more.
+func CPURange(n int) []int {
+	cpus := make([]int, n)
+	for i := range cpus {
+		cpus[i] = i
+	}
+	return cpus
+}

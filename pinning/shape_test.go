@@ -63,3 +63,13 @@ func TestDevices(t *testing.T) {
 		}
 	}
 }
+
+func TestDeviceCountAndCPURange(t *testing.T) {
+	l := &Layout{Slots: []Slot{{Accelerator: "0"}, {Accelerator: "0"}, {Accelerator: "1,2"}, {}}}
+	if n := l.DeviceCount(); n != 3 {
+		t.Errorf("DeviceCount of slots on 0, 0, 1+2 and none = %d, want 3", n)
+	}
+	if got := CPURange(3); len(got) != 3 || got[0] != 0 || got[2] != 2 {
+		t.Errorf("CPURange(3) = %v, want [0 1 2]", got)
+	}
+}

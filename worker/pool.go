@@ -107,11 +107,7 @@ func New(opt Options) (*Pool, error) {
 	if opt.MPILauncher != "" && opt.MPILauncher != launcher.MPISrun && opt.MPILauncher != launcher.MPIMpiexec {
 		return nil, fmt.Errorf("worker pool: MPI launcher %q: want %s, %s or none", opt.MPILauncher, launcher.MPISrun, launcher.MPIMpiexec)
 	}
-	cpus := make([]int, max(opt.CPUs, 1))
-	for i := range cpus {
-		cpus[i] = i
-	}
-	shape := opt.Layout.Shape(pinning.Node{CPUs: cpus, MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker, GPUs: opt.GPUs})
+	shape := opt.Layout.Shape(pinning.Node{CPUs: pinning.CPURange(max(opt.CPUs, 1)), MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker, GPUs: opt.GPUs})
 	p := &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn, shape: shape, base: environ(),
 		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
 		fin:   &finished{slots: len(opt.Layout.Slots)},

@@ -321,24 +321,13 @@ func sizesText(l *pinning.Layout, sh pinning.Shape, mem bool) string {
 	largest := fmt.Sprintf("--cores %d", sh.Slots*sh.CPUs)
 	if sh.GPUs > 0 {
 		slot += ", " + plural(sh.GPUs, "GPU")
-		largest += fmt.Sprintf(" --gpus %d", layoutGPUs(l))
+		largest += fmt.Sprintf(" --gpus %d", l.DeviceCount())
 	}
 	if mem {
 		slot += ", " + wire.FormatMem(sh.MemBytes)
 		largest += " --mem " + wire.FormatMem(sh.MemBytes*int64(sh.Slots))
 	}
 	return fmt.Sprintf("a slot holds %s; the largest task a pool takes: %s (all %s)", slot, largest, plural(sh.Slots, "slot"))
-}
-
-// layoutGPUs counts the distinct accelerator devices of a layout's slots.
-func layoutGPUs(l *pinning.Layout) int {
-	seen := map[string]bool{}
-	for _, s := range l.Slots {
-		for _, d := range pinning.Devices(s.Accelerator) {
-			seen[d] = true
-		}
-	}
-	return len(seen)
 }
 
 // vendorText writes the vendor, how it was chosen and what the slots get:
@@ -436,7 +425,7 @@ func writePlanJSON(w io.Writer, pn planNode, o pinning.Options, l *pinning.Layou
 	sh := l.Shape(pn.node, o)
 	out := planJSON{
 		Slot:      planShapeJSON{CPUs: sh.CPUs, GPUs: sh.GPUs, MemBytes: sh.MemBytes},
-		Largest:   planShapeJSON{CPUs: sh.CPUs * sh.Slots, GPUs: layoutGPUs(l), MemBytes: sh.MemBytes * int64(sh.Slots)},
+		Largest:   planShapeJSON{CPUs: sh.CPUs * sh.Slots, GPUs: l.DeviceCount(), MemBytes: sh.MemBytes * int64(sh.Slots)},
 		Slots:     len(l.Slots),
 		LimitedBy: l.LimitedBy,
 		Node:      planNodeJSON{CPUs: pn.node.CPUs, MemoryGB: pn.node.MemoryGB, GPUs: pn.gpus},
