@@ -66,16 +66,4 @@ func (z Size) Apply(specs ...*wire.TaskSpec) {
 
 // String writes the size as submit's flags ("--cores 4 --mem 4G"; "" for
 // the zero Size).
-func (z Size) String() string {
-	var parts []string
-	if z.Cores > 0 {
-		parts = append(parts, "--cores "+strconv.Itoa(int(z.Cores)))
-	}
-	if z.GPUs > 0 {
-		parts = append(parts, "--gpus "+strconv.Itoa(int(z.GPUs)))
-	}
-	if z.MemBytes > 0 {
-		parts = append(parts, "--mem "+wire.FormatMem(z.MemBytes))
-	}
-	return strings.Join(parts, " ")
-}
+func (z Size) String() string { return wire.SizeFlags(z.Cores, z.GPUs, z.MemBytes) }

@@ -96,14 +96,8 @@ func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 // String writes a shape as submit's flags: "--cores 4 --mem 4G".
 func (v shape) String() string {
 	var parts []string
-	if v.cores > 0 {
-		parts = append(parts, "--cores "+strconv.Itoa(int(v.cores)))
-	}
-	if v.gpus > 0 {
-		parts = append(parts, "--gpus "+strconv.Itoa(int(v.gpus)))
-	}
-	if v.memBytes > 0 {
-		parts = append(parts, "--mem "+wire.FormatMem(v.memBytes))
+	if s := wire.SizeFlags(v.cores, v.gpus, v.memBytes); s != "" {
+		parts = append(parts, s)
 	}
 	if v.nodes > 1 {
 		parts = append(parts, "--nodes "+strconv.Itoa(int(v.nodes)))

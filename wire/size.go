@@ -87,6 +87,22 @@ func ParseMem(s string) (int64, error) {
 	return int64(bytes), nil
 }
 
+// SizeFlags writes a task's size as submit's flags ("--cores 4 --gpus 1
+// --mem 4G"; "" for no size).
+func SizeFlags(cores, gpus int32, memBytes int64) string {
+	var parts []string
+	if cores > 0 {
+		parts = append(parts, "--cores "+strconv.Itoa(int(cores)))
+	}
+	if gpus > 0 {
+		parts = append(parts, "--gpus "+strconv.Itoa(int(gpus)))
+	}
+	if memBytes > 0 {
+		parts = append(parts, "--mem "+FormatMem(memBytes))
+	}
+	return strings.Join(parts, " ")
+}
+
 // FormatMem writes a memory size for people, in the largest binary unit
 // it holds, exact when whole and else rounded to one decimal (4G, 1.5G,
 // 85.3G, 512M; 100 bytes as "100B"); a size a few bytes from a whole
