@@ -190,17 +190,7 @@ func openpbsDrain(t *testing.T, env []string, cfg string) {
 
 func openpbsWait(t *testing.T, d *testenv.Daemon, env []string, what string, limit time.Duration, cond func(testenv.Status) bool) testenv.Status {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		st := d.Status()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last status:\n%s\nqstat -x:\n%s\ndaemon log:\n%s\n%s", limit, what, st.Raw, openpbsQueue(env), testenv.Tail(d.Log(), 60), slurmBlockStderr(d))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	return d.WaitStatusShowing(what, limit, cond, func() string { return "qstat -x:\n" + openpbsQueue(env) + "\n" + slurmBlockStderr(d) })
 }
 
 // TestOpenPBSTwoBlocksManyTasks: two blocks of two nodes each; pbsdsh

@@ -65,6 +65,13 @@ func (d *Daemon) Status() Status {
 // with the last status and the daemon's log.
 func (d *Daemon) WaitStatus(what string, limit time.Duration, cond func(Status) bool) Status {
 	d.t.Helper()
+	return d.WaitStatusShowing(what, limit, cond, nil)
+}
+
+// WaitStatusShowing is WaitStatus whose failure also shows what more
+// returns (a scheduler's queue, a block's stderr); more may be nil.
+func (d *Daemon) WaitStatusShowing(what string, limit time.Duration, cond func(Status) bool, more func() string) Status {
+	d.t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
 		st := d.Status()
@@ -72,7 +79,11 @@ func (d *Daemon) WaitStatus(what string, limit time.Duration, cond func(Status) 
 			return st
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("waited %s for %s; last status:\n%s\ndaemon log:\n%s", limit, what, st.Raw, tail(d.Log(), 60))
+			extra := ""
+			if more != nil {
+				extra = more() + "\n"
+			}
+			d.t.Fatalf("waited %s for %s; last status:\n%s\n%sdaemon log:\n%s", limit, what, st.Raw, extra, tail(d.Log(), 60))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
