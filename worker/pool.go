@@ -69,13 +69,9 @@ type Pool struct {
 	devnull *os.File
 	fin     *finished
 
-	shape     pinning.Shape   // what a slot holds (Register, tasks of a size)
-	base      []string        // the pool's environment
-	held      map[uint64]bool // dispatched to this pool and not yet reported
-	nodeCPUs  unix.CPUSet     // the pool's own CPU mask, for multi-node tasks (mpi.go)
-	draining  bool
-	sentDrain bool
-	busy      atomic.Int32
+	shape    pinning.Shape // what a slot holds (Register, tasks of a size)
+	base     []string      // the pool's environment
+	nodeCPUs unix.CPUSet   // the pool's own CPU mask, for multi-node tasks (mpi.go)
 }
 
 var wakeSeq atomic.Int64
@@ -110,8 +106,7 @@ func New(opt Options) (*Pool, error) {
 	shape := opt.Layout.Shape(pinning.Node{CPUs: pinning.CPURange(max(opt.CPUs, 1)), MemoryGB: opt.MemoryGB}, pinning.Options{MemPerWorker: opt.MemPerWorker, GPUs: opt.GPUs})
 	p := &Pool{opt: opt, log: opt.Log, run: newRunning(), devnull: dn, shape: shape, base: environ(),
 		paths: &pathCache{path: os.Getenv("PATH"), m: map[string]string{}},
-		fin:   &finished{slots: len(opt.Layout.Slots)},
-		held:  map[uint64]bool{}}
+		fin:   &finished{slots: len(opt.Layout.Slots)}}
 	// Before any slot pins a thread: the process's mask is the node's.
 	if err := unix.SchedGetaffinity(0, &p.nodeCPUs); err != nil {
 		p.nodeCPUs = unix.CPUSet{}
@@ -121,6 +116,8 @@ func New(opt Options) (*Pool, error) {
 
 // Run serves until the interchange says shutdown, the pool drains, the
 // interchange is silent past the threshold, or ctx ends (SIGTERM: drain).
+// It is the driver of the loop's decisions (loop.go): it owns the sockets,
+// the slots and the outbox, and does what the decisions say.
 func (p *Pool) Run(ctx context.Context) error {
 	defer p.devnull.Close()
 	endpoint, err := p.probe(ctx)
@@ -132,7 +129,6 @@ func (p *Pool) Run(ctx context.Context) error {
 		return fmt.Errorf("connect %s: %w", endpoint, err)
 	}
 	defer sock.Close()
-
 	wakeEP := fmt.Sprintf("inproc://htex-pool-wake-%d", wakeSeq.Add(1))
 	wake, err := zmq.NewSocket(zmq.PULL)
 	if err != nil {
@@ -143,105 +139,117 @@ func (p *Pool) Run(ctx context.Context) error {
 		return err
 	}
 	defer wake.Close()
-	// A signal (the batch system taking the node back) wakes the loop at
-	// once rather than at its next heartbeat.
 	loopDone := make(chan struct{})
 	defer close(loopDone)
-	var signalledAt atomic.Int64 // Unix µs of the pool's SIGTERM, 0 = none yet
-	terminated := func() time.Time {
-		if us := signalledAt.Load(); us != 0 {
-			return time.UnixMicro(us)
-		}
-		return time.Time{}
-	}
-	go func() {
-		select {
-		case <-ctx.Done():
-			signalledAt.Store(time.Now().UnixMicro())
-		case <-loopDone:
-			return
-		}
-		if w, err := zmq.NewSocket(zmq.PUSH); err == nil {
-			w.SetLinger(100 * time.Millisecond)
-			if w.Connect(wakeEP) == nil {
-				w.SendBytes(nil, zmq.DONTWAIT)
-			}
-			w.Close()
-		}
-	}()
+	s := &session{Pool: p, sock: sock, wake: wake, out: newOutbox(), loop: newLoop(p.opt, time.Now())}
+	go s.watchSignal(ctx, wakeEP, loopDone)
 
-	brd := newBoard(p.opt.Layout.Slots, p.shape, p.opt.SlotGroups)
+	s.brd = newBoard(p.opt.Layout.Slots, p.shape, p.opt.SlotGroups)
 	var wg sync.WaitGroup
 	slotErr := make(chan error, len(p.opt.Layout.Slots))
-	for _, s := range p.opt.Layout.Slots {
-		sl := newSlot(p, s, p.base)
+	for _, sp := range p.opt.Layout.Slots {
+		sl := newSlot(p, sp, p.base)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := sl.run(brd, wakeEP); err != nil {
+			if err := sl.run(s.brd, wakeEP); err != nil {
 				slotErr <- err
 			}
 		}()
 	}
 	defer func() {
-		brd.close()
+		s.brd.close()
 		p.run.killAll()
 		wg.Wait()
 	}()
-
-	send := func(m *wire.Envelope) {
-		b, err := wire.Encode(m)
-		if err != nil { // cannot happen within the limits of wire/limits.go
-			p.log.Error("message not sent", "err", err)
-			return
-		}
-		if _, err := sock.SendBytes(b, zmq.DONTWAIT); err != nil {
-			p.log.Debug("send", "err", err)
-		}
-	}
-	// Results stay in the outbox until the interchange has them in its
-	// journal (ResultsAck); a registration carries those not acknowledged.
-	out := newOutbox()
-	sendResults := func(ms ...*wire.Results) {
-		for _, m := range ms {
-			send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
-		}
-	}
-	register := func() {
-		held := make([]uint64, 0, len(p.held))
-		for id := range p.held {
-			held = append(held, id)
-		}
-		unacked, rest := out.unacked(time.Now(), wire.BatchBytes)
-		for _, m := range rest { // too much for one frame: send ahead
-			sendResults(m)
-		}
-		r := &wire.Register{PoolId: p.opt.PoolID, Hostname: p.opt.Hostname, Node: p.opt.Node, BlockId: p.opt.BlockID,
-			Cpus: int32(p.opt.CPUs), MemoryGb: p.opt.MemoryGB, Accelerators: p.opt.Accelerators,
-			Slots: int32(len(p.opt.Layout.Slots)), Prefetch: int32(p.opt.Prefetch), Running: held, Unacked: unacked,
-			SlotCpus: int32(p.shape.CPUs), SlotGpus: int32(p.shape.GPUs), SlotMemBytes: p.shape.MemBytes,
-			SlotsPerGpu: int32(p.shape.SlotsPerGPU), MpiLauncher: p.opt.MPILauncher}
-		if !p.opt.BlockEnd.IsZero() {
-			r.BlockEndUnixMs = p.opt.BlockEnd.UnixMilli()
-		}
-		send(&wire.Envelope{Body: &wire.Envelope_Register{Register: r}})
-	}
-	register()
+	s.register()
 	p.log.Info("pool started", "pool", p.opt.PoolID, "node", p.opt.Node, "block", p.opt.BlockID,
 		"slots", len(p.opt.Layout.Slots), "interchange", endpoint)
+	return s.serve(ctx, slotErr)
+}
 
+// session is one run of the pool's loop against an interchange: the I/O
+// around the loop's decisions.
+type session struct {
+	*Pool
+	sock, wake *zmq.Socket
+	brd        *board
+	out        *outbox // results until the interchange has them in its journal
+	loop       *loop
+	taken      []*wire.Result // reused by take
+	signalled  atomic.Int64   // Unix µs of the pool's SIGTERM, 0 = none yet
+}
+
+// watchSignal notes when ctx ends (the batch system taking the node back)
+// and wakes the loop at once rather than at its next heartbeat. It ends
+// with ctx or with the loop (done).
+func (s *session) watchSignal(ctx context.Context, wakeEP string, done <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		s.signalled.Store(time.Now().UnixMicro())
+	case <-done:
+		return
+	}
+	if w, err := zmq.NewSocket(zmq.PUSH); err == nil {
+		w.SetLinger(100 * time.Millisecond)
+		if w.Connect(wakeEP) == nil {
+			w.SendBytes(nil, zmq.DONTWAIT)
+		}
+		w.Close()
+	}
+}
+
+// terminated is when the pool got its SIGTERM (zero while it has not).
+func (s *session) terminated() time.Time {
+	if us := s.signalled.Load(); us != 0 {
+		return time.UnixMicro(us)
+	}
+	return time.Time{}
+}
+
+func (s *session) send(m *wire.Envelope) {
+	b, err := wire.Encode(m)
+	if err != nil { // cannot happen within the limits of wire/limits.go
+		s.log.Error("message not sent", "err", err)
+		return
+	}
+	if _, err := s.sock.SendBytes(b, zmq.DONTWAIT); err != nil {
+		s.log.Debug("send", "err", err)
+	}
+}
+
+func (s *session) sendResults(ms ...*wire.Results) {
+	for _, m := range ms {
+		s.send(&wire.Envelope{Body: &wire.Envelope_Results{Results: m}})
+	}
+}
+
+// register introduces the pool, with the tasks it holds and the results
+// not yet acknowledged (after a daemon restart, these decide what ran).
+func (s *session) register() {
+	unacked, rest := s.out.unacked(time.Now(), wire.BatchBytes)
+	for _, m := range rest { // too much for one frame: send ahead
+		s.sendResults(m)
+	}
+	o := s.opt
+	r := &wire.Register{PoolId: o.PoolID, Hostname: o.Hostname, Node: o.Node, BlockId: o.BlockID,
+		Cpus: int32(o.CPUs), MemoryGb: o.MemoryGB, Accelerators: o.Accelerators,
+		Slots: int32(len(o.Layout.Slots)), Prefetch: int32(o.Prefetch), Running: s.loop.heldIDs(), Unacked: unacked,
+		SlotCpus: int32(s.shape.CPUs), SlotGpus: int32(s.shape.GPUs), SlotMemBytes: s.shape.MemBytes,
+		SlotsPerGpu: int32(s.shape.SlotsPerGPU), MpiLauncher: o.MPILauncher}
+	if !o.BlockEnd.IsZero() {
+		r.BlockEndUnixMs = o.BlockEnd.UnixMilli()
+	}
+	s.send(&wire.Envelope{Body: &wire.Envelope_Register{Register: r}})
+}
+
+// serve is the loop: wait, receive, report results, and do what time
+// calls for, until one of the loop's decisions or a signal ends it.
+func (s *session) serve(ctx context.Context, slotErr <-chan error) error {
 	poller := zmq.NewPoller()
-	poller.Add(sock, zmq.POLLIN)
-	poller.Add(wake, zmq.POLLIN)
-	lastContact := time.Now()
-	lastBeat := time.Now()
-	var batch, taken []*wire.Result
-	var placing []*wire.Task // the tasks of one Tasks message, for the board
-	var holdUntil time.Time  // when held results must go out
-	// Results held back in case the batch system is ending the pool (see
-	// judge), in the order their tasks ended.
-	var withheld []*wire.Result
-	stopping := false
+	poller.Add(s.sock, zmq.POLLIN)
+	poller.Add(s.wake, zmq.POLLIN)
+	l := s.loop
 	for {
 		select {
 		case err := <-slotErr:
@@ -249,207 +257,143 @@ func (p *Pool) Run(ctx context.Context) error {
 		default:
 		}
 		if ctx.Err() != nil {
-			// The batch system is taking the node back: stop the tasks and
-			// tell the interchange, which runs them again elsewhere.
-			p.log.Info("terminated: stopping running tasks and leaving", "tasks", len(p.held))
-			p.run.killAll()
-			// Results of tasks that finished before the batch system
-			// struck go out; those of the tasks it ended stay held, and
-			// the interchange runs them again with the pool's other tasks.
-			now, term := time.Now(), terminated()
-			if term.IsZero() {
-				term = now
-			}
-			taken, _ = p.fin.take(taken[:0])
-			for _, r := range append(withheld, taken...) {
-				if judge(r, now, term) == report {
-					delete(p.held, r.TaskId)
-					batch = append(batch, r)
-				}
-			}
-			if len(batch) > 0 {
-				sendResults(out.add(batch, now)...)
-			}
-			send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
-			sock.SetLinger(time.Second) // the goodbye leaves after Close (zsock.Flush at exit)
-			return ctx.Err()
+			return s.leave(ctx.Err())
 		}
-		timeout := time.Until(lastBeat.Add(p.opt.Heartbeat))
-		if len(withheld) > 0 {
-			timeout = min(timeout, time.Until(time.UnixMicro(withheld[0].EndUnixUs).Add(signalGrace)))
-		}
-		if !holdUntil.IsZero() { // zmq polls in whole milliseconds: round up
-			timeout = min(timeout, time.Until(holdUntil).Truncate(time.Millisecond)+time.Millisecond)
-		}
-		if p.draining {
-			timeout = min(timeout, 200*time.Millisecond)
-		} else if !p.opt.BlockEnd.IsZero() { // wake when the drain period starts
-			timeout = min(timeout, time.Until(p.opt.BlockEnd.Add(-p.opt.DrainPeriod))+time.Millisecond)
-		}
-		if _, err := poller.Poll(max(timeout, 0)); err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
+		if _, err := poller.Poll(l.pollTimeout(time.Now())); err != nil && zmq.AsErrno(err) != zmq.Errno(4) {
 			return fmt.Errorf("poll: %w", err)
 		}
 		now := time.Now()
-		for {
-			b, err := sock.RecvBytes(zmq.DONTWAIT)
-			if err != nil {
-				break
-			}
-			lastContact = now
-			m, err := wire.Decode(b)
-			if err != nil {
-				var ve *wire.VersionError
-				if errors.As(err, &ve) {
-					return fmt.Errorf("%w: %v", ErrRefused, err)
-				}
-				p.log.Warn("dropping malformed message from the interchange", "err", err)
-				continue
-			}
-			switch body := m.Body.(type) {
-			case *wire.Envelope_Tasks:
-				for _, t := range body.Tasks.Tasks {
-					// argv, env and cwd as the exact bytes sent (wire/text.go)
-					t.Argv, t.Env, t.Cwd = t.Args(), t.Envs(), t.Dir()
-					t.ArgvRaw, t.EnvRaw, t.CwdRaw = nil, nil, nil
-					if len(t.Argv) == 0 && !t.Noop {
-						batch = append(batch, &wire.Result{TaskId: t.Id, ErrorKind: wire.ErrorKind_SPAWN, Error: "empty argv", ExitCode: -1})
-						continue
-					}
-					if len(t.MpiNodes) > 0 {
-						if _, err := mpiVars(p.opt.MPILauncher, t); err != nil {
-							batch = append(batch, &wire.Result{TaskId: t.Id, Attempt: t.Attempt, ErrorKind: wire.ErrorKind_SPAWN,
-								ExitCode: -1, Error: err.Error(), Nodes: t.MpiNodes})
-							continue
-						}
-					}
-					if t.Noop {
-						us := now.UnixMicro()
-						batch = append(batch, &wire.Result{TaskId: t.Id, StartUnixUs: us, EndUnixUs: us, Attempt: t.Attempt})
-						continue
-					}
-					p.held[t.Id] = true
-					p.busy.Add(1)
-					p.fin.started(1)
-					placing = append(placing, t)
-				}
-				brd.push(placing...)
-				clear(placing)
-				placing = placing[:0]
-			case *wire.Envelope_HeartbeatReply:
-			case *wire.Envelope_ResultsAck:
-				out.ack(body.ResultsAck.Seqs)
-			case *wire.Envelope_Reregister:
-				p.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(p.held),
-					"unacknowledged_results", out.len())
-				// Held results go into the outbox, so that the registration
-				// lists their tasks among the unacknowledged: a task in
-				// neither list would count as lost and run again.
-				if len(batch) > 0 {
-					out.add(batch, now)
-					batch, holdUntil = nil, time.Time{}
-				}
-				register()
-			case *wire.Envelope_CancelTasks:
-				for _, id := range body.CancelTasks.Ids {
-					p.run.cancel(id)
-				}
-			case *wire.Envelope_Drain:
-				p.log.Info("interchange asks this pool to drain")
-				p.startDrain(send)
-			case *wire.Envelope_Shutdown:
-				p.log.Info("interchange asks this pool to shut down", "reason", body.Shutdown.Reason)
-				stopping = true
-			case *wire.Envelope_Refuse:
-				return fmt.Errorf("%w: %s", ErrRefused, body.Refuse.Reason)
-			default:
-				p.log.Warn("dropping unexpected message", "type", fmt.Sprintf("%T", m.Body))
-			}
+		if err := s.receive(now); err != nil {
+			return err
 		}
 		for {
-			if _, err := wake.RecvBytes(zmq.DONTWAIT); err != nil {
+			if _, err := s.wake.RecvBytes(zmq.DONTWAIT); err != nil {
 				break
 			}
 		}
-		// Finished results go out at once, or are held for up to
-		// resultCoalesce while every slot still has work (see finished).
-		for {
-			var slotsFed bool
-			taken, slotsFed = p.fin.take(taken[:0])
-			term := terminated()
-			for _, r := range taken {
-				switch judge(r, now, term) {
-				case hold:
-					withheld = append(withheld, r)
-					continue
-				case lose: // the task stays held, and is lost with the pool
-					continue
-				}
-				delete(p.held, r.TaskId)
-				p.busy.Add(-1)
-				batch = append(batch, r)
-			}
-			// Held results whose grace has passed: the pool outlived
-			// them, so the batch system did not end these tasks.
-			for len(withheld) > 0 && ctx.Err() == nil {
-				r := withheld[0]
-				if judge(r, now, term) != report {
-					break
-				}
-				withheld = withheld[1:]
-				delete(p.held, r.TaskId)
-				p.busy.Add(-1)
-				batch = append(batch, r)
-			}
-			if len(batch) > 0 && holdUntil.IsZero() {
-				holdUntil = now.Add(resultCoalesce)
-			}
-			if len(batch) > 0 && slotsFed && now.Before(holdUntil) && !stopping && !p.draining {
-				p.fin.arm()
-				break
-			}
-			if len(batch) > 0 {
-				sendResults(out.add(batch, now)...)
-				batch, holdUntil = nil, time.Time{}
-			}
-			if !p.fin.disarm() {
-				break
-			}
+		s.report(now)
+		t := l.tick(now, s.out.len() == 0)
+		if t.drain {
+			s.log.Info("block end is near: draining", "block_end", s.opt.BlockEnd.Format(time.RFC3339))
 		}
-		if stopping {
-			return nil
+		if t.notice {
+			s.sendDrainNotice()
 		}
-		if !p.opt.BlockEnd.IsZero() && !p.draining && now.After(p.opt.BlockEnd.Add(-p.opt.DrainPeriod)) {
-			p.log.Info("block end is near: draining", "block_end", p.opt.BlockEnd.Format(time.RFC3339))
-			p.startDrain(send)
-		}
-		if p.draining && len(p.held) == 0 && out.len() == 0 {
-			p.log.Info("drained: exiting")
-			return nil
-		}
-		if now.Sub(lastBeat) >= p.opt.Heartbeat {
-			lastBeat = now
-			held := make([]uint64, 0, len(p.held))
-			for id := range p.held {
-				held = append(held, id)
-			}
-			send(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{Running: held, Busy: p.busy.Load()}}})
+		if t.beat {
+			held := l.heldIDs()
+			s.send(&wire.Envelope{Body: &wire.Envelope_Heartbeat{Heartbeat: &wire.Heartbeat{Running: held, Busy: int32(len(held))}}})
 			// Lost on a broken connection? Send again; duplicates are ignored.
-			for _, m := range out.due(now, 2*p.opt.Heartbeat) {
-				sendResults(m)
-			}
+			s.sendResults(s.out.due(now, 2*s.opt.Heartbeat)...)
 		}
-		if now.Sub(lastContact) > p.opt.Threshold {
-			return fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", now.Sub(lastContact).Round(time.Second))
+		if t.exit {
+			if t.err == nil && l.draining && !l.stopping {
+				s.log.Info("drained: exiting")
+			}
+			return t.err
 		}
 	}
 }
 
-func (p *Pool) startDrain(send func(*wire.Envelope)) {
-	p.draining = true
-	if !p.sentDrain {
-		p.sentDrain = true
-		send(&wire.Envelope{Body: &wire.Envelope_DrainNotice{DrainNotice: &wire.DrainNotice{}}})
+func (s *session) sendDrainNotice() {
+	s.send(&wire.Envelope{Body: &wire.Envelope_DrainNotice{DrainNotice: &wire.DrainNotice{}}})
+}
+
+// receive handles every message waiting on the socket.
+func (s *session) receive(now time.Time) error {
+	l := s.loop
+	for {
+		b, err := s.sock.RecvBytes(zmq.DONTWAIT)
+		if err != nil {
+			return nil
+		}
+		l.heard(now)
+		m, err := wire.Decode(b)
+		if err != nil {
+			var ve *wire.VersionError
+			if errors.As(err, &ve) {
+				return fmt.Errorf("%w: %v", ErrRefused, err)
+			}
+			s.log.Warn("dropping malformed message from the interchange", "err", err)
+			continue
+		}
+		switch body := m.Body.(type) {
+		case *wire.Envelope_Tasks:
+			if place := l.admit(now, body.Tasks.Tasks); len(place) > 0 {
+				s.fin.started(len(place))
+				s.brd.push(place...)
+			}
+		case *wire.Envelope_HeartbeatReply:
+		case *wire.Envelope_ResultsAck:
+			s.out.ack(body.ResultsAck.Seqs)
+		case *wire.Envelope_Reregister:
+			s.log.Info("interchange asks to register again (it restarted or dropped this pool)", "held_tasks", len(l.held),
+				"unacknowledged_results", s.out.len())
+			// Results not yet sent go into the outbox, so that the
+			// registration lists their tasks among the unacknowledged: a
+			// task in neither list would count as lost and run again.
+			if b := l.takeBatch(); len(b) > 0 {
+				s.out.add(b, now)
+			}
+			s.register()
+		case *wire.Envelope_CancelTasks:
+			for _, id := range body.CancelTasks.Ids {
+				s.run.cancel(id)
+			}
+		case *wire.Envelope_Drain:
+			s.log.Info("interchange asks this pool to drain")
+			if l.startDrain() {
+				s.sendDrainNotice()
+			}
+		case *wire.Envelope_Shutdown:
+			s.log.Info("interchange asks this pool to shut down", "reason", body.Shutdown.Reason)
+			l.stopping = true
+		case *wire.Envelope_Refuse:
+			return fmt.Errorf("%w: %s", ErrRefused, body.Refuse.Reason)
+		default:
+			s.log.Warn("dropping unexpected message", "type", fmt.Sprintf("%T", m.Body))
+		}
 	}
+}
+
+// report takes the slots' results, judges them and sends the batch at
+// once, or holds it for up to resultCoalesce while every slot has work
+// (see finished: armed, the slots do not wake the loop for each result).
+func (s *session) report(now time.Time) {
+	l := s.loop
+	for {
+		var slotsFed bool
+		s.taken, slotsFed = s.fin.take(s.taken[:0])
+		l.sort(now, s.terminated(), s.taken)
+		switch l.coalesce(now, slotsFed) {
+		case holdBatch:
+			s.fin.arm()
+			return
+		case sendBatch:
+			s.sendResults(s.out.add(l.takeBatch(), now)...)
+		}
+		if !s.fin.disarm() {
+			return
+		}
+	}
+}
+
+// leave stops the running tasks as the batch system takes the node back,
+// reports the results of tasks that finished before it struck, and says
+// goodbye; the interchange runs the pool's other tasks again elsewhere.
+func (s *session) leave(cause error) error {
+	s.log.Info("terminated: stopping running tasks and leaving", "tasks", len(s.loop.held))
+	s.run.killAll()
+	now, term := time.Now(), s.terminated()
+	if term.IsZero() {
+		term = now
+	}
+	s.taken, _ = s.fin.take(s.taken[:0])
+	if b := s.loop.leave(now, term, s.taken); len(b) > 0 {
+		s.sendResults(s.out.add(b, now)...)
+	}
+	s.send(&wire.Envelope{Body: &wire.Envelope_Shutdown{Shutdown: &wire.Shutdown{Reason: "pool terminated by a signal"}}})
+	s.sock.SetLinger(time.Second) // the goodbye leaves after Close (zsock.Flush at exit)
+	return cause
 }
 
 // probe finds the first endpoint whose interchange answers, as HTEx does.
