@@ -17,7 +17,6 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/htex/htex/internal/zsock"
 	"github.com/htex/htex/rundir"
@@ -322,32 +321,32 @@ func (c *Client) call(ctx context.Context, m *wire.Envelope) (*wire.Envelope, er
 // within wire.BatchBytes.
 const SubmitChunk = 20000
 
-// SubmitChunks returns the end index of each request of a submission: at
-// most SubmitChunk tasks and wire.BatchBytes each (a larger task alone).
-func SubmitChunks(specs []*wire.TaskSpec) []int {
-	return wire.Cut(len(specs), func(i int) int { return wire.FieldSize(proto.Size(specs[i])) }, SubmitChunk, wire.BatchBytes)
-}
-
 // Submit sends tasks as one job and returns its id once every task is
 // durable in the daemon's journal. A task over the size limits
 // or with a NUL byte (wire.CheckTask) is refused before anything is sent.
 func (c *Client) Submit(ctx context.Context, name string, specs []*wire.TaskSpec) (uint64, error) {
-	if len(specs) == 0 {
+	return c.SubmitFrom(ctx, name, Specs(specs))
+}
+
+// SubmitFrom is Submit with tasks made on demand: the client holds one
+// request's tasks at a time, whatever the job's size.
+func (c *Client) SubmitFrom(ctx context.Context, name string, src Source) (uint64, error) {
+	if src.N == 0 {
 		return 0, errors.New("submit: no tasks")
 	}
-	for i, s := range specs {
-		if err := wire.CheckTask(s); err != nil {
-			return 0, fmt.Errorf("submit: task %d: %w", i, err)
-		}
-		if err := wire.CheckNodes(s); err != nil {
-			return 0, fmt.Errorf("submit: task %d: %w", i, err)
-		}
+	if err := src.check(); err != nil {
+		return 0, fmt.Errorf("submit: %w", err)
 	}
 	var jobID uint64
-	start := 0
-	for _, end := range SubmitChunks(specs) {
+	var buf []*wire.TaskSpec
+	for start := 0; start < src.N; {
+		var err error
+		if buf, err = src.chunk(start, buf); err != nil {
+			return jobID, fmt.Errorf("submit: %w", err)
+		}
+		end := start + len(buf)
 		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
-			Tasks: specs[start:end], Name: name, JobId: jobID, Last: end == len(specs)}}})
+			Tasks: buf, Name: name, JobId: jobID, Last: end == src.N}}})
 		start = end
 		if err != nil {
 			return jobID, err

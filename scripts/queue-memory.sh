@@ -1,7 +1,8 @@
 #!/bin/bash
 # queue-memory.sh BIN FILE: submit FILE (one command a line) with one
 # `submit --file` to a daemon of BIN that has no pools, and print how long
-# the submit took and the daemon's peak RSS (VmHWM, proc(5)).
+# the submit took, the daemon's peak RSS (VmHWM, proc(5)) and the submitting
+# client's (GNU time's %M, when /usr/bin/time is there).
 #   scripts/queue-memory.sh bin/htexctl commands.txt
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,5p' "$0" >&2; exit 2; }
@@ -24,9 +25,15 @@ TOML
 pid=$!
 for _ in $(seq 200); do [ -f "$d/run/connection.json" ] && break; sleep 0.1; done
 start=$(date +%s.%N)
-"$bin" submit --run-dir "$d/run" --file "$file" >/dev/null
+client_rss=unknown
+if [ -x /usr/bin/time ]; then
+	/usr/bin/time -f %M -o "$d/client-kb" "$bin" submit --run-dir "$d/run" --file "$file" >/dev/null
+	client_rss=$(awk '{printf "%.0f", $1 / 1024}' "$d/client-kb")
+else
+	"$bin" submit --run-dir "$d/run" --file "$file" >/dev/null
+fi
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
 "$bin" stop --run-dir "$d/run" >/dev/null 2>&1 || kill "$pid"
 wait "$pid" || true
-echo "submit_seconds=$(echo "$end - $start" | bc) daemon_peak_rss_mb=$rss"
+echo "submit_seconds=$(echo "$end - $start" | bc) daemon_peak_rss_mb=$rss client_peak_rss_mb=$client_rss"

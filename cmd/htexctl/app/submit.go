@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func submitCommand() *cli.Command {
 			&cli.BoolFlag{Name: "noop", Hidden: true, Usage: "pools answer without running anything (benchmarks)"},
 		},
 		Action: func(c *cli.Context) error {
-			specs, err := buildSpecs(c)
+			src, err := buildSource(c)
 			if err != nil {
 				return usageError("submit: %v", err)
 			}
@@ -97,7 +98,7 @@ func submitCommand() *cli.Command {
 			}
 			cl.Timeout = 60 * time.Second
 			ctx := context.Background()
-			jobID, err := cl.Submit(ctx, c.String("name"), specs)
+			jobID, err := cl.SubmitFrom(ctx, c.String("name"), src)
 			if err != nil {
 				return clientError(fmt.Errorf("submit: %w", err))
 			}
@@ -164,45 +165,56 @@ func fitsWalltime(cl *client.Client, limit time.Duration) error {
 	return nil
 }
 
-// buildSpecs turns the submit flags and arguments into task specs.
-func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
+// buildSource turns the submit flags and arguments into the job's tasks,
+// made on demand (client.Source), and checks every one of them: a bad
+// task is refused here, before the daemon is asked anything.
+func buildSource(c *cli.Context) (client.Source, error) {
+	src, err := uncheckedSource(c)
+	if err != nil {
+		return client.Source{}, err
+	}
+	return src.Check()
+}
+
+func uncheckedSource(c *cli.Context) (client.Source, error) {
+	var none client.Source
 	// A value out of range is refused, not wrapped: the daemon keeps
 	// retries in 16 bits (wire.MaxRetries), the priority in 32.
 	if r := c.Int("retries"); r != -1 {
 		if err := wire.CheckRetries(r); err != nil {
-			return nil, fmt.Errorf("--retries %d: %w", r, err)
+			return none, fmt.Errorf("--retries %d: %w", r, err)
 		}
 	}
 	if p := c.Int("priority"); p < math.MinInt32 || p > math.MaxInt32 {
-		return nil, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
+		return none, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
 	}
 	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
 	size, err := client.ParseSize(c.String("cores"), c.String("gpus"), c.String("mem"))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	size.Apply(base)
 	// These travel as protobuf strings, which must be UTF-8 (argv, env and
 	// cwd travel as bytes, exactly).
 	for _, f := range []string{"name", "stdout", "stderr"} {
 		if v := c.String(f); !utf8.ValidString(v) {
-			return nil, fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
+			return none, fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
 		}
 	}
 	var env []string
 	ev, _ := c.Generic("env").(*envValues)
 	for _, kv := range ev.values() {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+			return none, fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
 		env = append(env, kv)
 	}
 	base.SetEnvs(env)
 	if err := nodeFlags(c, base); err != nil {
-		return nil, err
+		return none, err
 	}
 	if d := c.Duration("timeout"); d < 0 {
-		return nil, fmt.Errorf("--timeout %s: must be positive", d)
+		return none, fmt.Errorf("--timeout %s: must be positive", d)
 	} else {
 		base.TimeoutMs = d.Milliseconds()
 	}
@@ -211,21 +223,22 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 		cwd, _ = os.Getwd()
 	}
 	if st, err := os.Stat(cwd); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("--cwd %q: not a directory", cwd)
+		return none, fmt.Errorf("--cwd %q: not a directory", cwd)
 	}
 	base.SetDir(cwd)
 	args := c.Args().Slice()
 	file := c.String("file")
 	arr := c.String("array")
 	if file != "" && len(args) > 0 {
-		return nil, fmt.Errorf("give either --file or a command after --, not both")
+		return none, fmt.Errorf("give either --file or a command after --, not both")
 	}
 	if file == "" && len(args) == 0 {
-		return nil, fmt.Errorf("no command: use `htexctl submit -- CMD ARGS...` or --file")
+		return none, fmt.Errorf("no command: use `htexctl submit -- CMD ARGS...` or --file")
 	}
 	if file != "" && arr != "" {
-		return nil, fmt.Errorf("--array applies to a command, not to --file")
+		return none, fmt.Errorf("--array applies to a command, not to --file")
 	}
+	stdout, stderr, shell := c.String("stdout"), c.String("stderr"), c.Bool("shell")
 	mk := func(argv []string, idx int64) *wire.TaskSpec {
 		s := proto.Clone(base).(*wire.TaskSpec)
 		s.SetArgs(argv)
@@ -239,83 +252,79 @@ func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
 			}
 			return p
 		}
-		if p := c.String("stdout"); p != "" {
-			s.StdoutPath = outPath(p)
+		if stdout != "" {
+			s.StdoutPath = outPath(stdout)
 		}
-		if p := c.String("stderr"); p != "" {
-			s.StderrPath = outPath(p)
+		if stderr != "" {
+			s.StderrPath = outPath(stderr)
 		}
 		return s
 	}
-	var specs []*wire.TaskSpec
 	switch {
 	case file != "":
 		var r io.Reader = os.Stdin
 		if file != "-" {
 			f, err := os.Open(file)
 			if err != nil {
-				return nil, fmt.Errorf("--file: %w", err)
+				return none, fmt.Errorf("--file: %w", err)
 			}
 			defer f.Close()
 			r = f
 		}
 		lines, err := commandLines(r)
 		if err != nil {
-			return nil, fmt.Errorf("--file %s: %w", file, err)
+			return none, fmt.Errorf("--file %s: %w", file, err)
 		}
-		if len(lines) == 0 {
-			return nil, fmt.Errorf("--file %s: no commands in it", file)
+		if lines.len() == 0 {
+			return none, fmt.Errorf("--file %s: no commands in it", file)
 		}
-		if specs, err = fileSpecs(file, lines, mk); err != nil {
-			return nil, err
-		}
+		return fileSource(file, lines, mk), nil
 	case arr != "":
 		a, b, err := parseRange(arr)
 		if err != nil {
-			return nil, err
+			return none, err
 		}
-		for i := a; i <= b; i++ {
-			is := strconv.FormatInt(i, 10)
+		return client.Source{N: int(b - a + 1), At: func(i int) (*wire.TaskSpec, error) {
+			idx := a + int64(i)
+			is := strconv.FormatInt(idx, 10)
 			argv := make([]string, len(args))
 			for k, x := range args {
 				argv[k] = strings.ReplaceAll(x, "{}", is)
 			}
-			if c.Bool("shell") {
+			if shell {
 				argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
 			}
-			s := mk(argv, i)
+			s := mk(argv, idx)
 			if err := wire.CheckTask(s); err != nil {
-				return nil, fmt.Errorf("--array index %d: %w", i, err)
+				return nil, fmt.Errorf("--array index %d: %w", idx, err)
 			}
-			specs = append(specs, s)
-		}
+			return s, nil
+		}}, nil
 	default:
 		argv := args
-		if c.Bool("shell") {
+		if shell {
 			argv = []string{"/bin/sh", "-c", strings.Join(args, " ")}
 		}
 		s := mk(argv, -1)
 		if err := wire.CheckTask(s); err != nil {
-			return nil, fmt.Errorf("the command: %w", err)
+			return none, fmt.Errorf("the command: %w", err)
 		}
-		specs = append(specs, s)
+		return client.Specs([]*wire.TaskSpec{s}), nil
 	}
-	return specs, nil
 }
 
-// fileSpecs turns the commands of a --file into tasks (sh -c LINE, the
-// line's bytes as they are), or refuses the first that could not run as
+// fileSource turns the commands of a --file into tasks (sh -c LINE, the
+// line's bytes as they are), and refuses one that could not run as
 // written, naming its line.
-func fileSpecs(file string, lines []commandLine, mk func([]string, int64) *wire.TaskSpec) ([]*wire.TaskSpec, error) {
-	specs := make([]*wire.TaskSpec, 0, len(lines))
-	for n, line := range lines {
+func fileSource(file string, lines *commandList, mk func([]string, int64) *wire.TaskSpec) client.Source {
+	return client.Source{N: lines.len(), At: func(n int) (*wire.TaskSpec, error) {
+		line := lines.at(n)
 		s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
 		if err := wire.CheckTask(s); err != nil {
 			return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
 		}
-		specs = append(specs, s)
-	}
-	return specs, nil
+		return s, nil
+	}}
 }
 
 // maxLine bounds one line of a --file: a longer one could not start as a
@@ -328,25 +337,51 @@ type commandLine struct {
 	text string
 }
 
+// commandList holds the commands of a --file compactly, for a file of
+// 10^6 lines: their bytes in one buffer, and two numbers each.
+type commandList struct {
+	text []byte
+	end  []int // the end of command i in text
+	no   []int // its line number
+}
+
+func (l *commandList) len() int { return len(l.end) }
+
+// at returns command i.
+func (l *commandList) at(i int) commandLine {
+	start := 0
+	if i > 0 {
+		start = l.end[i-1]
+	}
+	return commandLine{no: l.no[i], text: string(l.text[start:l.end[i]])}
+}
+
 // commandLines reads the commands of a --file: one a line, trimmed, blank
 // lines and # comments skipped.
-func commandLines(r io.Reader) ([]commandLine, error) {
+func commandLines(r io.Reader) (*commandList, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
-	var lines []commandLine
+	l := &commandList{}
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			l.text = make([]byte, 0, st.Size()) // no copies as it grows
+		}
+	}
 	no := 0
 	for sc.Scan() {
 		no++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		lines = append(lines, commandLine{no: no, text: line})
+		l.text = append(l.text, line...)
+		l.end = append(l.end, len(l.text))
+		l.no = append(l.no, no)
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
 		return nil, fmt.Errorf("line %d: longer than %d bytes, the most a task's command line can take (Linux's limit on argv and env); pass large inputs in a file", no+1, maxLine)
 	}
-	return lines, sc.Err()
+	return l, sc.Err()
 }
 
 func parseRange(s string) (int64, int64, error) {

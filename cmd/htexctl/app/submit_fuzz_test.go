@@ -58,11 +58,11 @@ func FuzzCommandLines(f *testing.F) {
 			}
 			return
 		}
-		if len(lines) != len(want) {
-			t.Fatalf("got %d lines %+v, want %d %+v", len(lines), lines, len(want), want)
+		if lines.len() != len(want) {
+			t.Fatalf("got %d lines %+v, want %d %+v", lines.len(), lines, len(want), want)
 		}
-		for i, l := range lines {
-			if l != want[i] {
+		for i := range lines.len() {
+			if l := lines.at(i); l != want[i] {
 				t.Fatalf("command %d: %+v, want %+v", i, l, want[i])
 			}
 		}
@@ -89,7 +89,7 @@ func FuzzFileTasks(f *testing.F) {
 			}
 			return
 		}
-		specs, err := fileSpecs("f", lines, mk)
+		specs, err := allSpecs(fileSource("f", lines, mk))
 		if err != nil {
 			if !strings.Contains(err.Error(), "--file f line ") {
 				t.Fatalf("error %q does not name the line", err)
@@ -106,9 +106,10 @@ func FuzzFileTasks(f *testing.F) {
 			t.Fatal(err)
 		}
 		for i, s := range m.GetSubmit().Tasks {
-			want := strings.TrimSpace(strings.TrimSuffix(raw[lines[i].no-1], "\r"))
-			if argv := s.Args(); len(argv) != 3 || argv[2] != want || argv[2] != lines[i].text {
-				t.Fatalf("line %d: argv %q, want sh -c %q", lines[i].no, argv, want)
+			line := lines.at(i)
+			want := strings.TrimSpace(strings.TrimSuffix(raw[line.no-1], "\r"))
+			if argv := s.Args(); len(argv) != 3 || argv[2] != want || argv[2] != line.text {
+				t.Fatalf("line %d: argv %q, want sh -c %q", line.no, argv, want)
 			}
 		}
 	})
