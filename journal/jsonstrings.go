@@ -184,3 +184,50 @@ func (p *jsonStrings) appendRune(out []byte, r rune) []byte {
 	}
 	return utf8.AppendRune(out, r) // a lone surrogate gives U+FFFD
 }
+
+// appendJSONStrings appends ss as a JSON array of strings (no HTML
+// escaping; a byte that is not valid UTF-8 becomes \udc80..\udcff, see
+// parseStrings).
+func appendJSONStrings(buf []byte, ss []string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '[')
+	for i, s := range ss {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '"')
+		for k := 0; k < len(s); {
+			c := s[k]
+			if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+				buf = append(buf, c)
+				k++
+				continue
+			}
+			if c >= utf8.RuneSelf {
+				r, size := utf8.DecodeRuneInString(s[k:])
+				if r == utf8.RuneError && size == 1 {
+					buf = append(buf, '\\', 'u', 'd', 'c', hex[c>>4], hex[c&0xf])
+				} else {
+					buf = append(buf, s[k:k+size]...)
+				}
+				k += size
+				continue
+			}
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			k++
+		}
+		buf = append(buf, '"')
+	}
+	return append(buf, ']')
+}

@@ -1,6 +1,10 @@
 package app
 
 import (
+	"slices"
+	"strings"
+	"testing"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/htex/htex/client"
@@ -25,4 +29,30 @@ func allSpecs(src client.Source) ([]*wire.TaskSpec, error) {
 		}
 	}
 	return specs, nil
+}
+
+// TestArraySource: task i of --array A-B has index A+i in its argv (under
+// sh -c with --shell), and a bad index is named.
+func TestArraySource(t *testing.T) {
+	mk := func(argv []string, idx int64) *wire.TaskSpec {
+		s := &wire.TaskSpec{ArrayIndex: idx}
+		s.SetArgs(argv)
+		return s
+	}
+	src := arraySource([]string{"run", "--seed", "{}", "in{}.h5"}, 7, 9, false, mk)
+	specs, err := allSpecs(src)
+	if err != nil || len(specs) != 3 {
+		t.Fatalf("%d specs, %v", len(specs), err)
+	}
+	if got := specs[2].Args(); !slices.Equal(got, []string{"run", "--seed", "9", "in9.h5"}) || specs[2].ArrayIndex != 9 {
+		t.Errorf("task 2: %q index %d", got, specs[2].ArrayIndex)
+	}
+	sh, _ := arraySource([]string{"echo", "{}"}, 0, 0, true, mk).At(0)
+	if got := sh.Args(); !slices.Equal(got, []string{"/bin/sh", "-c", "echo 0"}) {
+		t.Errorf("--shell: %q", got)
+	}
+	_, err = arraySource([]string{"x\x00{}"}, 5, 5, false, mk).At(0)
+	if err == nil || !strings.Contains(err.Error(), "--array index 5: argument 0 holds a NUL byte") {
+		t.Errorf("NUL: %v", err)
+	}
 }

@@ -176,56 +176,66 @@ func buildSource(c *cli.Context) (client.Source, error) {
 	return src.Check()
 }
 
-func uncheckedSource(c *cli.Context) (client.Source, error) {
-	var none client.Source
+// baseSpec is what every task of the submit shares, from the flags, and
+// the tasks' working directory.
+func baseSpec(c *cli.Context) (base *wire.TaskSpec, cwd string, err error) {
 	// A value out of range is refused, not wrapped: the daemon keeps
 	// retries in 16 bits (wire.MaxRetries), the priority in 32.
 	if r := c.Int("retries"); r != -1 {
 		if err := wire.CheckRetries(r); err != nil {
-			return none, fmt.Errorf("--retries %d: %w", r, err)
+			return nil, "", fmt.Errorf("--retries %d: %w", r, err)
 		}
 	}
 	if p := c.Int("priority"); p < math.MinInt32 || p > math.MaxInt32 {
-		return none, fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
+		return nil, "", fmt.Errorf("--priority %d: must be in [%d, %d]", p, math.MinInt32, math.MaxInt32)
 	}
-	base := &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
+	base = &wire.TaskSpec{Retries: int32(c.Int("retries")), Priority: int32(c.Int("priority")), ArrayIndex: -1, Noop: c.Bool("noop")}
 	size, err := client.ParseSize(c.String("cores"), c.String("gpus"), c.String("mem"))
 	if err != nil {
-		return none, err
+		return nil, "", err
 	}
 	size.Apply(base)
 	// These travel as protobuf strings, which must be UTF-8 (argv, env and
 	// cwd travel as bytes, exactly).
 	for _, f := range []string{"name", "stdout", "stderr"} {
 		if v := c.String(f); !utf8.ValidString(v) {
-			return none, fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
+			return nil, "", fmt.Errorf("--%s %q: not valid UTF-8, which htex does not support here", f, v)
 		}
 	}
 	var env []string
 	ev, _ := c.Generic("env").(*envValues)
 	for _, kv := range ev.values() {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return none, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+			return nil, "", fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
 		env = append(env, kv)
 	}
 	base.SetEnvs(env)
 	if err := nodeFlags(c, base); err != nil {
-		return none, err
+		return nil, "", err
 	}
 	if d := c.Duration("timeout"); d < 0 {
-		return none, fmt.Errorf("--timeout %s: must be positive", d)
+		return nil, "", fmt.Errorf("--timeout %s: must be positive", d)
 	} else {
 		base.TimeoutMs = d.Milliseconds()
 	}
-	cwd := c.String("cwd")
+	cwd = c.String("cwd")
 	if cwd == "" {
 		cwd, _ = os.Getwd()
 	}
 	if st, err := os.Stat(cwd); err != nil || !st.IsDir() {
-		return none, fmt.Errorf("--cwd %q: not a directory", cwd)
+		return nil, "", fmt.Errorf("--cwd %q: not a directory", cwd)
 	}
 	base.SetDir(cwd)
+	return base, cwd, nil
+}
+
+func uncheckedSource(c *cli.Context) (client.Source, error) {
+	var none client.Source
+	base, cwd, err := baseSpec(c)
+	if err != nil {
+		return none, err
+	}
 	args := c.Args().Slice()
 	file := c.String("file")
 	arr := c.String("array")
@@ -238,28 +248,7 @@ func uncheckedSource(c *cli.Context) (client.Source, error) {
 	if file != "" && arr != "" {
 		return none, fmt.Errorf("--array applies to a command, not to --file")
 	}
-	stdout, stderr, shell := c.String("stdout"), c.String("stderr"), c.Bool("shell")
-	mk := func(argv []string, idx int64) *wire.TaskSpec {
-		s := proto.Clone(base).(*wire.TaskSpec)
-		s.SetArgs(argv)
-		s.ArrayIndex = idx
-		// The pool opens these files itself, from its own working
-		// directory: a relative path is made absolute against the task's.
-		outPath := func(p string) string {
-			p = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(cwd, p)
-			}
-			return p
-		}
-		if stdout != "" {
-			s.StdoutPath = outPath(stdout)
-		}
-		if stderr != "" {
-			s.StderrPath = outPath(stderr)
-		}
-		return s
-	}
+	mk, shell := specMaker(c, base, cwd), c.Bool("shell")
 	switch {
 	case file != "":
 		var r io.Reader = os.Stdin
@@ -284,22 +273,7 @@ func uncheckedSource(c *cli.Context) (client.Source, error) {
 		if err != nil {
 			return none, err
 		}
-		return client.Source{N: int(b - a + 1), At: func(i int) (*wire.TaskSpec, error) {
-			idx := a + int64(i)
-			is := strconv.FormatInt(idx, 10)
-			argv := make([]string, len(args))
-			for k, x := range args {
-				argv[k] = strings.ReplaceAll(x, "{}", is)
-			}
-			if shell {
-				argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
-			}
-			s := mk(argv, idx)
-			if err := wire.CheckTask(s); err != nil {
-				return nil, fmt.Errorf("--array index %d: %w", idx, err)
-			}
-			return s, nil
-		}}, nil
+		return arraySource(args, a, b, shell, mk), nil
 	default:
 		argv := args
 		if shell {
@@ -311,6 +285,54 @@ func uncheckedSource(c *cli.Context) (client.Source, error) {
 		}
 		return client.Specs([]*wire.TaskSpec{s}), nil
 	}
+}
+
+// specMaker returns the maker of one task of the submit: base with argv,
+// its array index, and its --stdout/--stderr paths.
+func specMaker(c *cli.Context, base *wire.TaskSpec, cwd string) func(argv []string, idx int64) *wire.TaskSpec {
+	stdout, stderr := c.String("stdout"), c.String("stderr")
+	return func(argv []string, idx int64) *wire.TaskSpec {
+		s := proto.Clone(base).(*wire.TaskSpec)
+		s.SetArgs(argv)
+		s.ArrayIndex = idx
+		// The pool opens these files itself, from its own working
+		// directory: a relative path is made absolute against the task's.
+		outPath := func(p string) string {
+			p = strings.ReplaceAll(p, "{}", strconv.FormatInt(max(idx, 0), 10))
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(cwd, p)
+			}
+			return p
+		}
+		if stdout != "" {
+			s.StdoutPath = outPath(stdout)
+		}
+		if stderr != "" {
+			s.StderrPath = outPath(stderr)
+		}
+		return s
+	}
+}
+
+// arraySource is the tasks of --array A-B: args with {} replaced by the
+// index (under sh -c with --shell).
+func arraySource(args []string, a, b int64, shell bool, mk func([]string, int64) *wire.TaskSpec) client.Source {
+	return client.Source{N: int(b - a + 1), At: func(i int) (*wire.TaskSpec, error) {
+		idx := a + int64(i)
+		is := strconv.FormatInt(idx, 10)
+		argv := make([]string, len(args))
+		for k, x := range args {
+			argv[k] = strings.ReplaceAll(x, "{}", is)
+		}
+		if shell {
+			argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
+		}
+		s := mk(argv, idx)
+		if err := wire.CheckTask(s); err != nil {
+			return nil, fmt.Errorf("--array index %d: %w", idx, err)
+		}
+		return s, nil
+	}}
 }
 
 // fileSource turns the commands of a --file into tasks (sh -c LINE, the
