@@ -68,6 +68,7 @@ type planNode struct {
 	source string
 	vendor planVendor
 	hint   string // the detected CPU mask is smaller than the machine (pinning.LauncherBindHint)
+	here   bool   // the CPUs are this machine's (no --cpus or --cores)
 }
 
 // planVendor is the accelerator vendor plan resolved, and how.
@@ -105,16 +106,28 @@ func runPlan(c *cli.Context) error {
 	}
 	opts.Vendor = pn.vendor.name
 	layout, err := pinning.Plan(pn.node, opts)
-	if err != nil && pn.hint != "" {
-		return usageError("%v; %s", err, pn.hint)
-	}
 	if err != nil {
-		return usageError("%v", err)
+		return usageError("%s", planError(err, pn))
 	}
 	if c.Bool("json") {
 		return writePlanJSON(c.App.Writer, pn, opts, layout)
 	}
 	return writePlanTable(c.App.Writer, pn, opts, layout)
+}
+
+// planError is a failed plan's message, with what may explain it: plan
+// ran on this machine's CPUs (a login node is not the compute node a site
+// file describes), or the CPU mask is smaller than the machine.
+func planError(err error, pn planNode) string {
+	msg := err.Error()
+	if pn.hint != "" {
+		msg += "; " + pn.hint
+	}
+	if pn.here {
+		msg += fmt.Sprintf("; this plan is for this machine's %d CPUs: describe the compute node with --cpus or --cores, --mem-gb and --gpus (the site files say theirs in a comment)",
+			len(pn.node.CPUs))
+	}
+	return msg
 }
 
 // planOptions starts from the config and applies the option flags.
@@ -195,7 +208,7 @@ func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNo
 			return pn, usageError("plan: %v (or describe the node with --cpus or --cores, and --mem-gb)", err)
 		}
 		if pn.node.CPUs == nil {
-			pn.node.CPUs = d.CPUs
+			pn.node.CPUs, pn.here = d.CPUs, true
 			if os.Getenv(detect.EnvCores) == "" {
 				pn.hint = pinning.LauncherBindHint(d.CPUs, detect.OnlineCPUs())
 			}

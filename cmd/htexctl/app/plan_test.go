@@ -294,6 +294,19 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
+// TestPlanOnLoginNode: a site's plan that fails on the machine plan runs
+// on says so and how to describe the compute node.
+func TestPlanOnLoginNode(t *testing.T) {
+	t.Setenv("HTEX_CORES", "2")
+	t.Setenv("HTEX_MEMORY_GB", "4")
+	_, err := runPlanCmd(t, "--cpu-affinity", "list:0:1:2:3") // a 4-CPU node's list, as frontier.toml's
+	want := `htexctl: cpu_affinity "list:0:1:2:3": 4 ranks for 2 workers; this plan is for this machine's 2 CPUs: ` +
+		`describe the compute node with --cpus or --cores, --mem-gb and --gpus (the site files say theirs in a comment)`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
 // TestPlanDetected runs plan without a node description; HTEX_CORES and
 // HTEX_MEMORY_GB make the detected node known.
 func TestPlanDetected(t *testing.T) {
