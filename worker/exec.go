@@ -128,8 +128,7 @@ func (c *pathCache) lookPath(name string) (string, error) {
 // fork and the slot's own set back after it.
 func (s *slot) execTask(t *wire.Task, base []string, mask []int) *wire.Result {
 	res := &wire.Result{TaskId: t.Id, Rank: int32(s.rank), Attempt: t.Attempt, Nodes: t.MpiNodes}
-	start := time.Now()
-	res.StartUnixUs = start.UnixMicro()
+	res.StartUnixUs = time.Now().UnixMicro()
 	fail := func(kind wire.ErrorKind, format string, args ...any) *wire.Result {
 		res.ErrorKind = kind
 		res.Error = fmt.Sprintf(format, args...)
@@ -145,19 +144,50 @@ func (s *slot) execTask(t *wire.Task, base []string, mask []int) *wire.Result {
 		return fail(wire.ErrorKind_SPAWN, "%v", err)
 	}
 	var outs [2]stream
-	var childFds [2]int
+	childFds, err := openOutputs(&outs, t, s.p.opt.TailBytes)
+	if err != nil {
+		return fail(wire.ErrorKind_SPAWN, "%v", err)
+	}
+	pid, pidfd, err := s.spawn(path, t, base, mask, childFds)
+	if err != nil {
+		outs[0].close()
+		outs[1].close()
+		return fail(wire.ErrorKind_SPAWN, "%v", err)
+	}
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
+	}
+	o := s.await(t, pid, pidfd, &outs)
+	res.EndUnixUs = time.Now().UnixMicro()
+	res.Stdout, res.Stderr = outs[0].tail.bytes(), outs[1].tail.bytes()
+	classify(res, o)
+	return res
+}
+
+// openOutputs opens the task's stdout and stderr (pipes, or its files)
+// and returns the ends the child gets; on an error nothing stays open.
+func openOutputs(outs *[2]stream, t *wire.Task, tailBytes int) (childFds [2]int, err error) {
 	for i, file := range [2]string{t.StdoutPath, t.StderrPath} {
-		w, err := outs[i].open(file, s.p.opt.TailBytes)
+		w, err := outs[i].open(file, tailBytes)
 		if err != nil {
 			for j := range i {
 				unix.Close(childFds[j])
 				outs[j].close()
 			}
-			return fail(wire.ErrorKind_SPAWN, "%s: %v", [2]string{"stdout", "stderr"}[i], err)
+			return childFds, fmt.Errorf("%s: %w", [2]string{"stdout", "stderr"}[i], err)
 		}
 		childFds[i] = w
 	}
-	pidfd := -1
+	return childFds, nil
+}
+
+// spawn forks and execs the task in its own process group, with the CPU
+// mask (if any) set on the thread for the fork, and closes the child's
+// ends of its outputs. pidfd is -1 where the kernel has no pidfds.
+func (s *slot) spawn(path string, t *wire.Task, base []string, mask []int, childFds [2]int) (pid, pidfd int, err error) {
+	defer unix.Close(childFds[0])
+	defer unix.Close(childFds[1])
+	pidfd = -1
 	attr := &syscall.ProcAttr{
 		Dir:   t.Cwd,
 		Env:   taskEnv(base, t),
@@ -167,45 +197,40 @@ func (s *slot) execTask(t *wire.Task, base []string, mask []int) *wire.Result {
 	}
 	if mask != nil {
 		if err := setMask(mask); err != nil {
-			unix.Close(childFds[0])
-			unix.Close(childFds[1])
-			outs[0].close()
-			outs[1].close()
-			return fail(wire.ErrorKind_SPAWN, "set the CPU mask %s: %v", pinning.FormatCPUList(mask), err)
+			return 0, -1, fmt.Errorf("set the CPU mask %s: %w", pinning.FormatCPUList(mask), err)
 		}
 	}
-	pid, err := syscall.ForkExec(path, t.Argv, attr)
+	pid, err = syscall.ForkExec(path, t.Argv, attr)
 	if mask != nil {
 		if merr := setMask(s.cpus); merr != nil { // the slot's thread must not keep another's mask: run stops
 			s.maskErr = fmt.Errorf("slot %d: set CPU affinity %v back after a task of a size: %w", s.rank, s.cpus, merr)
 		}
 	}
-	unix.Close(childFds[0])
-	unix.Close(childFds[1])
 	if err != nil {
-		outs[0].close()
-		outs[1].close()
-		return fail(wire.ErrorKind_SPAWN, "%v", spawnError(t.Argv[0], t.Cwd, err))
+		return 0, -1, spawnError(t.Argv[0], t.Cwd, err)
 	}
-	if pidfd >= 0 {
-		defer unix.Close(pidfd)
-	}
+	return pid, pidfd, nil
+}
+
+// await collects the task's outputs until it ends, enforcing its time
+// limit, kills what it left behind in its group, and says how it ended.
+func (s *slot) await(t *wire.Task, pid, pidfd int, outs *[2]stream) outcome {
 	if !s.p.run.start(t.Id, pid) {
 		terminate(pid)
 	}
+	o := outcome{timeout: time.Duration(t.TimeoutMs) * time.Millisecond}
 	var timedOut atomic.Bool
 	var timer *time.Timer
-	if t.TimeoutMs > 0 {
-		timer = time.AfterFunc(time.Duration(t.TimeoutMs)*time.Millisecond, func() {
+	if o.timeout > 0 {
+		timer = time.AfterFunc(o.timeout, func() {
 			timedOut.Store(true)
 			terminate(pid)
 		})
 	}
-	s.collect(&outs, pidfd)
-	var ws syscall.WaitStatus
+	s.collect(outs, pidfd)
 	for {
-		_, err = syscall.Wait4(pid, &ws, 0, nil)
-		if !errors.Is(err, syscall.EINTR) {
+		_, o.waitErr = syscall.Wait4(pid, &o.status, 0, nil)
+		if !errors.Is(o.waitErr, syscall.EINTR) {
 			break
 		}
 	}
@@ -215,27 +240,40 @@ func (s *slot) execTask(t *wire.Task, base []string, mask []int) *wire.Result {
 	// Leftover background processes of the task would keep its slot's CPUs
 	// busy: the group goes with its leader.
 	unix.Kill(-pid, unix.SIGKILL)
-	cancelled := s.p.run.end(t.Id)
-	s.drain(&outs)
-	end := time.Now()
-	res.EndUnixUs = end.UnixMicro()
-	res.Stdout, res.Stderr = outs[0].tail.bytes(), outs[1].tail.bytes()
+	o.cancelled = s.p.run.end(t.Id)
+	s.drain(outs)
+	o.timedOut = timedOut.Load()
+	return o
+}
+
+// outcome is how a task's process ended, as its slot saw it.
+type outcome struct {
+	waitErr   error              // wait4 failed
+	cancelled bool               // the pool cancelled it while it ran
+	timedOut  bool               // the pool killed it at its time limit
+	timeout   time.Duration      // that limit
+	status    syscall.WaitStatus // the process's status
+}
+
+// classify sets the result's error kind, exit code, signal and message
+// from how the task ended: the pool's own verdicts (a failed wait, a
+// cancel, the time limit) before what the process's status says.
+func classify(res *wire.Result, o outcome) {
 	switch {
-	case err != nil:
-		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_SPAWN, -1, "wait: "+err.Error()
-	case cancelled:
+	case o.waitErr != nil:
+		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_SPAWN, -1, "wait: "+o.waitErr.Error()
+	case o.cancelled:
 		res.ErrorKind, res.ExitCode, res.Error = wire.ErrorKind_CANCELLED, -1, "cancelled while running"
-	case timedOut.Load():
+	case o.timedOut:
 		res.ErrorKind, res.ExitCode = wire.ErrorKind_TIMEOUT, -1
-		res.Error = fmt.Sprintf("killed at its time limit of %s", time.Duration(t.TimeoutMs)*time.Millisecond)
-	case ws.Signaled():
-		res.ErrorKind, res.ExitCode, res.Signal = wire.ErrorKind_SIGNAL, -1, int32(ws.Signal())
-		res.Error = "killed by signal " + ws.Signal().String()
-	case ws.ExitStatus() != 0:
-		res.ErrorKind, res.ExitCode = wire.ErrorKind_EXIT, int32(ws.ExitStatus())
-		res.Error = "exit status " + strconv.Itoa(ws.ExitStatus())
+		res.Error = fmt.Sprintf("killed at its time limit of %s", o.timeout)
+	case o.status.Signaled():
+		res.ErrorKind, res.ExitCode, res.Signal = wire.ErrorKind_SIGNAL, -1, int32(o.status.Signal())
+		res.Error = "killed by signal " + o.status.Signal().String()
+	case o.status.ExitStatus() != 0:
+		res.ErrorKind, res.ExitCode = wire.ErrorKind_EXIT, int32(o.status.ExitStatus())
+		res.Error = "exit status " + strconv.Itoa(o.status.ExitStatus())
 	}
-	return res
 }
 
 // stream collects one output stream of a task: through a pipe whose tail

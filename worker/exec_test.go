@@ -143,3 +143,37 @@ func TestSlotEnvUnset(t *testing.T) {
 		t.Errorf("task env with its own HIP_VISIBLE_DEVICES:\n%s\nwant:\n%s", r.Stdout, want)
 	}
 }
+
+// TestClassify: the pool's own verdicts come before the process's status.
+func TestClassify(t *testing.T) {
+	exited := func(code int) syscall.WaitStatus { return syscall.WaitStatus(code << 8) }
+	killed := func(sig syscall.Signal) syscall.WaitStatus { return syscall.WaitStatus(sig) }
+	cases := []struct {
+		name     string
+		o        outcome
+		kind     wire.ErrorKind
+		exit     int32
+		signal   int32
+		errorMsg string
+	}{
+		{"success", outcome{status: exited(0)}, wire.ErrorKind_NONE, 0, 0, ""},
+		{"exit 3", outcome{status: exited(3)}, wire.ErrorKind_EXIT, 3, 0, "exit status 3"},
+		{"a shell's SIGTERM child", outcome{status: exited(143)}, wire.ErrorKind_EXIT, 143, 0, "exit status 143"},
+		{"killed", outcome{status: killed(syscall.SIGKILL)}, wire.ErrorKind_SIGNAL, -1, 9, "killed by signal killed"},
+		{"time limit over the signal", outcome{timedOut: true, timeout: 1500 * time.Millisecond, status: killed(syscall.SIGTERM)},
+			wire.ErrorKind_TIMEOUT, -1, 0, "killed at its time limit of 1.5s"},
+		{"cancel over the time limit", outcome{cancelled: true, timedOut: true, status: killed(syscall.SIGTERM)},
+			wire.ErrorKind_CANCELLED, -1, 0, "cancelled while running"},
+		{"failed wait over all", outcome{waitErr: syscall.ECHILD, cancelled: true}, wire.ErrorKind_SPAWN, -1, 0, "wait: no child processes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := &wire.Result{}
+			classify(res, c.o)
+			if res.ErrorKind != c.kind || res.ExitCode != c.exit || res.Signal != c.signal || res.Error != c.errorMsg {
+				t.Errorf("got kind %v exit %d signal %d %q, want %v %d %d %q",
+					res.ErrorKind, res.ExitCode, res.Signal, res.Error, c.kind, c.exit, c.signal, c.errorMsg)
+			}
+		})
+	}
+}
