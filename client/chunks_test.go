@@ -38,10 +38,7 @@ func TestSubmitChunks(t *testing.T) {
 			var buf []*wire.TaskSpec
 			start := 0
 			for start < len(tt.specs) {
-				var err error
-				if buf, err = src.chunk(start, buf); err != nil {
-					t.Fatal(err)
-				}
+				buf = src.chunk(start, buf)
 				end := start + len(buf)
 				if len(buf) == 0 || buf[0] != tt.specs[start] || buf[len(buf)-1] != tt.specs[end-1] {
 					t.Fatalf("request from %d: not the tasks in order", start)
@@ -71,13 +68,13 @@ func TestSubmitChunks(t *testing.T) {
 // source is not made again by SubmitFrom's check.
 func TestSourceCheck(t *testing.T) {
 	made := 0
-	src := Source{N: 3, At: func(i int) (*wire.TaskSpec, error) {
+	src := Source{N: 3, At: func(i int) *wire.TaskSpec {
 		made++
 		s := &wire.TaskSpec{Argv: []string{"true"}}
 		if i == 2 {
 			s.Argv = []string{"a\x00b"}
 		}
-		return s, nil
+		return s
 	}}
 	if _, err := src.Check(); err == nil || !strings.Contains(err.Error(), "task 2: argument 0 holds a NUL byte") {
 		t.Fatalf("Check: %v, want task 2's NUL byte", err)
@@ -91,7 +88,7 @@ func TestSourceCheck(t *testing.T) {
 	if err := checked.check(); err != nil || made != 0 {
 		t.Errorf("check of a checked source: %v, made %d tasks", err, made)
 	}
-	if err := (Source{N: 1, At: func(int) (*wire.TaskSpec, error) { return &wire.TaskSpec{Nodes: -1}, nil }}).check(); err == nil ||
+	if err := (Source{N: 1, At: func(int) *wire.TaskSpec { return &wire.TaskSpec{Nodes: -1} }}).check(); err == nil ||
 		!strings.Contains(err.Error(), "task 0: nodes -1") {
 		t.Errorf("nodes -1: %v", err)
 	}

@@ -340,10 +340,7 @@ func (c *Client) SubmitFrom(ctx context.Context, name string, src Source) (uint6
 	var jobID uint64
 	var buf []*wire.TaskSpec
 	for start := 0; start < src.N; {
-		var err error
-		if buf, err = src.chunk(start, buf); err != nil {
-			return jobID, fmt.Errorf("submit: %w", err)
-		}
+		buf = src.chunk(start, buf)
 		end := start + len(buf)
 		r, err := c.call(ctx, &wire.Envelope{Body: &wire.Envelope_Submit{Submit: &wire.SubmitRequest{
 			Tasks: buf, Name: name, JobId: jobID, Last: end == src.N}}})

@@ -3,8 +3,6 @@ package app
 import (
 	"slices"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 // TestEnvFlagExact: --env and -e values reach the specs as typed: commas,
@@ -22,21 +20,11 @@ func TestEnvFlagExact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			cmd := submitCommand()
-			cmd.Action = func(c *cli.Context) error {
-				specs, err := buildSpecs(c)
-				if err != nil {
-					return err
-				}
-				got = specs[0].Envs()
-				return nil
-			}
-			a := &cli.App{Name: "htexctl", Commands: []*cli.Command{cmd}, DisableSliceFlagSeparator: true}
-			args := append(append([]string{"htexctl", "submit"}, tt.args...), "--", "true")
-			if err := a.Run(args); err != nil {
+			specs, err := submitSpecs(append(append([]string{}, tt.args...), "--", "true")...)
+			if err != nil {
 				t.Fatal(err)
 			}
+			got := specs[0].Envs()
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("env %q, want %q", got, tt.want)
 			}

@@ -3,8 +3,6 @@ package app
 import (
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 // TestNodeFlags: --nodes and --ranks-per-node reach every task of the
@@ -30,22 +28,11 @@ func TestNodeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := submitCommand()
+			specs, err := submitSpecs(append(append([]string{"--array", "1-3"}, tt.args...), "--", "true", "{}")...)
 			var nodes, ranks []int32
-			cmd.Action = func(c *cli.Context) error {
-				specs, err := buildSpecs(c)
-				if err != nil {
-					return err
-				}
-				for _, s := range specs {
-					nodes, ranks = append(nodes, s.Nodes), append(ranks, s.RanksPerNode)
-				}
-				return nil
+			for _, s := range specs {
+				nodes, ranks = append(nodes, s.Nodes), append(ranks, s.RanksPerNode)
 			}
-			a := &cli.App{Name: "htexctl", Commands: []*cli.Command{cmd}, DisableSliceFlagSeparator: true}
-			a.Writer, a.ErrWriter = &strings.Builder{}, &strings.Builder{}
-			args := append(append([]string{"htexctl", "submit", "--array", "1-3"}, tt.args...), "--", "true", "{}")
-			err := a.Run(args)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one containing %q", err, tt.err)

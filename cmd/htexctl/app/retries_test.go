@@ -3,8 +3,6 @@ package app
 import (
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 // TestRetriesFlag: --retries reaches every task, up to wire.MaxRetries;
@@ -24,21 +22,11 @@ func TestRetriesFlag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			cmd := submitCommand()
+			specs, err := submitSpecs(append(append([]string{"--array", "1-2"}, tt.args...), "--", "true", "{}")...)
 			var got []int32
-			cmd.Action = func(c *cli.Context) error {
-				specs, err := buildSpecs(c)
-				if err != nil {
-					return err
-				}
-				for _, s := range specs {
-					got = append(got, s.Retries)
-				}
-				return nil
+			for _, s := range specs {
+				got = append(got, s.Retries)
 			}
-			a := &cli.App{Name: "htexctl", Commands: []*cli.Command{cmd}, DisableSliceFlagSeparator: true}
-			a.Writer, a.ErrWriter = &strings.Builder{}, &strings.Builder{}
-			err := a.Run(append(append([]string{"htexctl", "submit", "--array", "1-2"}, tt.args...), "--", "true", "{}"))
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)

@@ -11,22 +11,33 @@ import (
 	"github.com/htex/htex/wire"
 )
 
-// buildSpecs makes every task of what submit would send, for the tests.
-func buildSpecs(c *cli.Context) ([]*wire.TaskSpec, error) {
-	src, err := buildSource(c)
-	if err != nil {
-		return nil, err
+// submitSpecs runs `htexctl submit ARGS...` as far as the tasks it would
+// send, and makes every one of them.
+func submitSpecs(args ...string) ([]*wire.TaskSpec, error) {
+	var specs []*wire.TaskSpec
+	cmd := submitCommand()
+	cmd.Action = func(c *cli.Context) error {
+		src, err := buildSource(c)
+		if err != nil {
+			return err
+		}
+		specs, err = allSpecs(src)
+		return err
 	}
-	return allSpecs(src)
+	a := &cli.App{Name: "htexctl", Commands: []*cli.Command{cmd}, DisableSliceFlagSeparator: true}
+	a.Writer, a.ErrWriter = &strings.Builder{}, &strings.Builder{}
+	err := a.Run(append([]string{"htexctl", "submit"}, args...))
+	return specs, err
 }
 
+// allSpecs checks a source as submit does and makes all its tasks.
 func allSpecs(src client.Source) ([]*wire.TaskSpec, error) {
+	if _, err := src.Check(); err != nil {
+		return nil, err
+	}
 	specs := make([]*wire.TaskSpec, src.N)
 	for i := range specs {
-		var err error
-		if specs[i], err = src.At(i); err != nil {
-			return nil, err
-		}
+		specs[i] = src.At(i)
 	}
 	return specs, nil
 }
@@ -47,11 +58,11 @@ func TestArraySource(t *testing.T) {
 	if got := specs[2].Args(); !slices.Equal(got, []string{"run", "--seed", "9", "in9.h5"}) || specs[2].ArrayIndex != 9 {
 		t.Errorf("task 2: %q index %d", got, specs[2].ArrayIndex)
 	}
-	sh, _ := arraySource([]string{"echo", "{}"}, 0, 0, true, mk).At(0)
+	sh := arraySource([]string{"echo", "{}"}, 0, 0, true, mk).At(0)
 	if got := sh.Args(); !slices.Equal(got, []string{"/bin/sh", "-c", "echo 0"}) {
 		t.Errorf("--shell: %q", got)
 	}
-	_, err = arraySource([]string{"x\x00{}"}, 5, 5, false, mk).At(0)
+	_, err = arraySource([]string{"x\x00{}"}, 5, 5, false, mk).Check()
 	if err == nil || !strings.Contains(err.Error(), "--array index 5: argument 0 holds a NUL byte") {
 		t.Errorf("NUL: %v", err)
 	}

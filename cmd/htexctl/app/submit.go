@@ -279,11 +279,9 @@ func uncheckedSource(c *cli.Context) (client.Source, error) {
 		if shell {
 			argv = []string{"/bin/sh", "-c", strings.Join(args, " ")}
 		}
-		s := mk(argv, -1)
-		if err := wire.CheckTask(s); err != nil {
-			return none, fmt.Errorf("the command: %w", err)
-		}
-		return client.Specs([]*wire.TaskSpec{s}), nil
+		src := client.Specs([]*wire.TaskSpec{mk(argv, -1)})
+		src.Name = func(int) string { return "the command" }
+		return src, nil
 	}
 }
 
@@ -317,7 +315,7 @@ func specMaker(c *cli.Context, base *wire.TaskSpec, cwd string) func(argv []stri
 // arraySource is the tasks of --array A-B: args with {} replaced by the
 // index (under sh -c with --shell).
 func arraySource(args []string, a, b int64, shell bool, mk func([]string, int64) *wire.TaskSpec) client.Source {
-	return client.Source{N: int(b - a + 1), At: func(i int) (*wire.TaskSpec, error) {
+	return client.Source{N: int(b - a + 1), At: func(i int) *wire.TaskSpec {
 		idx := a + int64(i)
 		is := strconv.FormatInt(idx, 10)
 		argv := make([]string, len(args))
@@ -327,26 +325,17 @@ func arraySource(args []string, a, b int64, shell bool, mk func([]string, int64)
 		if shell {
 			argv = []string{"/bin/sh", "-c", strings.Join(argv, " ")}
 		}
-		s := mk(argv, idx)
-		if err := wire.CheckTask(s); err != nil {
-			return nil, fmt.Errorf("--array index %d: %w", idx, err)
-		}
-		return s, nil
-	}}
+		return mk(argv, idx)
+	}, Name: func(i int) string { return fmt.Sprintf("--array index %d", a+int64(i)) }}
 }
 
 // fileSource turns the commands of a --file into tasks (sh -c LINE, the
 // line's bytes as they are), and refuses one that could not run as
 // written, naming its line.
 func fileSource(file string, lines *commandList, mk func([]string, int64) *wire.TaskSpec) client.Source {
-	return client.Source{N: lines.len(), At: func(n int) (*wire.TaskSpec, error) {
-		line := lines.at(n)
-		s := mk([]string{"/bin/sh", "-c", line.text}, int64(n))
-		if err := wire.CheckTask(s); err != nil {
-			return nil, fmt.Errorf("--file %s line %d: %w", file, line.no, err)
-		}
-		return s, nil
-	}}
+	return client.Source{N: lines.len(), At: func(n int) *wire.TaskSpec {
+		return mk([]string{"/bin/sh", "-c", lines.at(n).text}, int64(n))
+	}, Name: func(n int) string { return fmt.Sprintf("--file %s line %d", file, lines.no[n]) }}
 }
 
 // maxLine bounds one line of a --file: a longer one could not start as a
