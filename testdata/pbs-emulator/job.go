@@ -160,10 +160,13 @@ func runScript(seq int, sigs chan os.Signal, plan lifePlan) error {
 		_ = showState(seq, "E", substateExiting)
 		time.Sleep(plan.exiting)
 	}
-	finish(seq, &code, killedForWalltime, "")
 	if plan.gone {
+		// A server that keeps no job history: the record goes as the job
+		// ends, and qstat never shows it finished (F).
 		vanish(seq)
+		return nil
 	}
+	finish(seq, &code, killedForWalltime, "")
 	return nil
 }
 
