@@ -7,6 +7,7 @@ package e2e
 // it happens.
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,5 +83,58 @@ func TestStalledPoolsDoNotHaltScaler(t *testing.T) {
 		if r.State != "succeeded" {
 			t.Errorf("task %d: %s (%s %s)", r.TaskID, r.State, r.ErrorKind, r.Error)
 		}
+	}
+}
+
+// A pool stopped past heartbeat_threshold leaves when it runs again even
+// if messages reached its socket during the stall (here the cancel of its
+// task; in general a heartbeat reply in flight as it stopped): the
+// interchange dropped it meanwhile, so it must not take that mail as word
+// that it still belongs, re-register and run on.
+func TestStalledPoolLeavesDespiteQueuedMessages(t *testing.T) {
+	testenv.Integration(t)
+	t.Parallel()
+	d := testenv.StartDaemon(t, scConfig("",
+		"init_blocks = 1\nmin_blocks = 1\nmax_blocks = 1", `kind = "simple"`))
+	job := d.Submit("--", "sleep", "60")
+	var victim scBlock
+	scWaitStatus(t, d, "a block running the task", func(s scStatus) bool {
+		for _, b := range s.Blocks {
+			if b.Busy > 0 && b.JobID != "" {
+				victim = b
+				return true
+			}
+		}
+		return false
+	})
+	pgid, err := strconv.Atoi(victim.JobID)
+	if err != nil || pgid <= 1 {
+		t.Fatalf("block %d: local job id %q is not a pid", victim.ID, victim.JobID)
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP block %d: %v", victim.ID, err)
+	}
+	d.MustRun("cancel", job) // the interchange tells the stopped pool
+	time.Sleep(7 * time.Second)
+	if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT block %d: %v", victim.ID, err)
+	}
+	blockStderr := func() string {
+		b, _ := os.ReadFile(victim.StderrPath)
+		return "block stderr:\n" + testenv.Tail(string(b), 20)
+	}
+	d.WaitStatusShowing("the stalled block to end", time.Minute, func(s scStatus) bool {
+		for _, b := range s.Blocks {
+			if b.ID == victim.ID {
+				return b.State == "failed" || b.State == "completed"
+			}
+		}
+		return false
+	}, blockStderr)
+	if s := blockStderr(); !strings.Contains(s, "no word from the interchange") {
+		t.Errorf("the pool did not leave for the silence; %s", s)
+	}
+	if strings.Contains(d.Log(), "held_tasks=1") {
+		t.Errorf("the stalled pool registered again with its task:\n%s", testenv.Tail(d.Log(), 30))
 	}
 }

@@ -62,6 +62,19 @@ func (l *loop) pollTimeout(now time.Time) time.Duration {
 // heard notes a message from the interchange.
 func (l *loop) heard(now time.Time) { l.lastContact = now }
 
+// lost says, as a round of the loop starts and before its messages count,
+// whether the interchange has been silent past the threshold. A pool that
+// was itself stopped that long (SIGSTOP, a frozen node) has been dropped
+// and its tasks given to other pools, whatever now waits on its socket: a
+// heartbeat reply queued during the stall must not keep it, or its tasks
+// would run twice at the same time.
+func (l *loop) lost(now time.Time) error {
+	if silent := now.Sub(l.lastContact); silent > l.threshold {
+		return fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", silent.Round(time.Second))
+	}
+	return nil
+}
+
 // admit takes the tasks of a Tasks message and returns those the slots
 // must run, now held by the pool. A task that cannot start (no argv, a
 // multi-node task this node cannot launch) and a noop task are answered
@@ -199,9 +212,9 @@ func (l *loop) tick(now time.Time, outboxEmpty bool) (p tickPlan) {
 		l.lastBeat = now
 		p.beat = true
 	}
-	if silent := now.Sub(l.lastContact); silent > l.threshold {
+	if err := l.lost(now); err != nil {
 		p.exit = true
-		p.err = fmt.Errorf("no word from the interchange for %s (heartbeat_threshold): exiting", silent.Round(time.Second))
+		p.err = err
 	}
 	return p
 }

@@ -260,6 +260,34 @@ func TestTick(t *testing.T) {
 	}
 }
 
+// A pool that was itself stopped past the threshold is lost as its next
+// round starts; serve asks before it receives, so that messages that
+// waited on its socket (a heartbeat reply queued during the stall) do not
+// count as word from the interchange (e2e TestStalledPoolsDoNotHaltScaler).
+func TestLostBeforeTheRoundsMessages(t *testing.T) {
+	cases := []struct {
+		name        string
+		lastContact int // ms
+		now         int // ms
+		wantErr     string
+	}{
+		{"heard within the threshold", 0, 59_000, ""},
+		{"exactly the threshold", 0, 60_000, ""},
+		{"stalled past the threshold", 0, 67_000, "no word from the interchange for 1m7s"},
+		{"heard recently after a long run", 300_000, 310_000, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := testLoop()
+			l.heard(at(c.lastContact))
+			err := l.lost(at(c.now))
+			if (err != nil) != (c.wantErr != "") || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("lost = %v, want %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
 func TestStartDrainTellsOnce(t *testing.T) {
 	l := testLoop()
 	if !l.startDrain() || l.startDrain() || !l.draining {

@@ -263,6 +263,9 @@ func (s *session) serve(ctx context.Context, slotErr <-chan error) error {
 			return fmt.Errorf("poll: %w", err)
 		}
 		now := time.Now()
+		if err := l.lost(now); err != nil {
+			return err
+		}
 		if err := s.receive(now); err != nil {
 			return err
 		}
