@@ -215,6 +215,13 @@ func Default() *Config {
 // sense (cores_per_worker = 0) and the rest mean what their field says
 // (retries = 0: no retry).
 func (c *Config) ApplyDefaults() {
+	c.executorDefaults()
+	c.providerDefaults()
+	c.strategyDefaults()
+	c.pollingDefaults()
+}
+
+func (c *Config) executorDefaults() {
 	e := &c.Executor
 	if e.Label == "" && !c.written["executor.label"] {
 		e.Label = DefaultLabel
@@ -247,6 +254,9 @@ func (c *Config) ApplyDefaults() {
 		t := true
 		e.Encrypted = &t
 	}
+}
+
+func (c *Config) providerDefaults() {
 	p := &c.Provider
 	if p.Kind == "" && !c.written["provider.kind"] {
 		p.Kind = "local"
@@ -289,6 +299,9 @@ func (c *Config) ApplyDefaults() {
 	if p.Place == "" && p.Kind == "pbs" && !c.written["provider.place"] {
 		p.Place = "scatter"
 	}
+}
+
+func (c *Config) strategyDefaults() {
 	s := &c.Strategy
 	if s.Kind == "" && !c.written["strategy.kind"] {
 		s.Kind = "simple"
@@ -305,6 +318,12 @@ func (c *Config) ApplyDefaults() {
 	if s.FailureBackoff == 0 && !c.written["strategy.failure_backoff"] {
 		s.FailureBackoff = Duration(DefaultFailureBackoff)
 	}
+}
+
+// pollingDefaults comes after strategyDefaults: the fast interval follows
+// the scaler's period.
+func (c *Config) pollingDefaults() {
+	p, s := &c.Provider, &c.Strategy
 	if p.StatusPollingInterval == 0 && !c.written["provider.status_polling_interval"] {
 		p.StatusPollingInterval = Duration(DefaultStatusPolling)
 		if p.Kind == "local" {

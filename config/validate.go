@@ -15,8 +15,22 @@ import (
 func (c *Config) Validate() error {
 	var p []string
 	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-	e, pr, s := &c.Executor, &c.Provider, &c.Strategy
+	validateSlots(&c.Executor, bad)
+	validateChannels(&c.Executor, bad)
+	validateProvider(&c.Provider, bad)
+	validateStrategy(&c.Strategy, bad)
+	if len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	return nil
+}
 
+// reporter notes one problem, naming the field and its value.
+type reporter func(format string, args ...any)
+
+// validateSlots checks what shapes a pool's slots: workers, cores,
+// memory, CPU affinity and accelerators.
+func validateSlots(e *Executor, bad reporter) {
 	if strings.TrimSpace(e.Label) == "" {
 		bad("executor.label %q: must not be empty (leave it out for %q)", e.Label, DefaultLabel)
 	}
@@ -59,6 +73,11 @@ func (c *Config) Validate() error {
 	if e.PrefetchCapacity < 0 {
 		bad("executor.prefetch_capacity %d: must be >= 0", e.PrefetchCapacity)
 	}
+}
+
+// validateChannels checks the executor's talk with pools and clients:
+// heartbeats, retries, output tails and ports.
+func validateChannels(e *Executor, bad reporter) {
 	if e.HeartbeatPeriod <= 0 {
 		bad("executor.heartbeat_period %s: must be > 0 (leave it out for %s)", e.HeartbeatPeriod.D(), DefaultHeartbeatPeriod)
 	}
@@ -85,7 +104,11 @@ func (c *Config) Validate() error {
 			bad("executor.worker_port_range %v: first port must not exceed the second", r)
 		}
 	}
+}
 
+// validateProvider checks the blocks: their batch system, size, count,
+// walltime, launcher and polling.
+func validateProvider(pr *Provider, bad reporter) {
 	switch pr.Kind {
 	case "local", "slurm", "pbs":
 	default:
@@ -138,7 +161,10 @@ func (c *Config) Validate() error {
 	if pr.Kind == "pbs" && pr.Place == "" {
 		bad("provider.place %q: want a PBS place such as scatter, pack or free (leave it out for scatter)", pr.Place)
 	}
+}
 
+// validateStrategy checks the scaler's settings.
+func validateStrategy(s *Strategy, bad reporter) {
 	switch s.Kind {
 	case "none", "simple", "htex_auto_scale":
 	default:
@@ -159,10 +185,6 @@ func (c *Config) Validate() error {
 	if s.MaxPending < 0 {
 		bad("strategy.max_pending %s: must be >= 0 (0 = off)", s.MaxPending.D())
 	}
-	if len(p) > 0 {
-		return &Error{Problems: p}
-	}
-	return nil
 }
 
 // checkAffinity checks the shape of cpu_affinity; the list: syntax itself is
