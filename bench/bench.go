@@ -11,8 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"slices"
 	"time"
 
 	"github.com/htex/htex/client"
@@ -20,7 +18,6 @@ import (
 	"github.com/htex/htex/daemon"
 	"github.com/htex/htex/metrics"
 	"github.com/htex/htex/rundir"
-	"github.com/htex/htex/wire"
 )
 
 // Options of one run.
@@ -166,127 +163,4 @@ func waitForSlots(ctx context.Context, cl *client.Client, want int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("the pool did not register within 60 s")
-}
-
-// measure submits n tasks pipelined (at most o.Window in flight) and
-// collects the latency of each as the client sees it.
-func measure(ctx context.Context, cl *client.Client, o Options, n int, progress func(int, int)) (*Report, error) {
-	spec := &wire.TaskSpec{Argv: []string{"/bin/true"}, ArrayIndex: -1, Retries: -1, Noop: o.Mode == "noop"}
-	chunk := min(o.Window, 5000)
-	specs := make([]*wire.TaskSpec, chunk)
-	for i := range specs {
-		specs[i] = spec
-	}
-	sentAt := map[uint64]time.Time{}          // request id -> send time
-	taskSent := make(map[uint64]time.Time, n) // task id -> send time
-	lat := make([]time.Duration, 0, n)
-	start := time.Now()
-
-	// The first request carries one task: its reply names the job, and the
-	// watch that lists finished tasks (with their latency) starts after it,
-	// so a whole first chunk could finish unlisted on a fast pool.
-	first := min(1, n)
-	firstBatch := time.Now()
-	reqID, err := cl.SendSubmit("bench", 0, specs[:first], first == n)
-	if err != nil {
-		return nil, err
-	}
-	var jobID uint64
-	for jobID == 0 {
-		m, err := cl.Next(cl.Timeout)
-		if err != nil {
-			return nil, err
-		}
-		if m == nil {
-			return nil, errors.New("no reply to the first submission")
-		}
-		switch b := m.Body.(type) {
-		case *wire.Envelope_SubmitReply:
-			if m.RequestId == reqID {
-				jobID = b.SubmitReply.JobId
-			}
-		case *wire.Envelope_Error:
-			return nil, errors.New(b.Error.Message)
-		}
-	}
-	submitted, inflight, received := first, first, 0
-	if err := cl.SendWatch(jobID, true); err != nil {
-		return nil, err
-	}
-	pendingReplies := 0
-	lastRenew := time.Now()
-	for received < n {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		for submitted < n && inflight < o.Window && pendingReplies < 4 {
-			k := min(chunk, n-submitted, o.Window-inflight)
-			id, err := cl.SendSubmit("bench", jobID, specs[:k], submitted+k == n)
-			if err != nil {
-				return nil, err
-			}
-			sentAt[id] = time.Now()
-			submitted += k
-			inflight += k
-			pendingReplies++
-		}
-		m, err := cl.Next(100 * time.Millisecond)
-		if err != nil {
-			return nil, err
-		}
-		now := time.Now()
-		if now.Sub(lastRenew) > time.Second {
-			lastRenew = now
-			cl.SendWatch(jobID, true)
-		}
-		if m == nil {
-			continue
-		}
-		switch b := m.Body.(type) {
-		case *wire.Envelope_SubmitReply:
-			pendingReplies--
-			t := sentAt[m.RequestId]
-			delete(sentAt, m.RequestId)
-			for i := uint64(0); i < uint64(b.SubmitReply.Count); i++ {
-				taskSent[b.SubmitReply.FirstTaskId+i] = t
-			}
-		case *wire.Envelope_Progress:
-			// Latency comes from the finished tasks the watch reports; the
-			// counts are authoritative for progress, because tasks that
-			// finish before the watch is registered are counted but not
-			// listed.
-			for _, d := range b.Progress.Done {
-				t, ok := taskSent[d.TaskId]
-				if !ok {
-					t = firstBatch // tasks of the first request
-				}
-				delete(taskSent, d.TaskId)
-				lat = append(lat, now.Sub(t))
-				if !d.Ok {
-					return nil, fmt.Errorf("task %d failed", d.TaskId)
-				}
-			}
-			if b.Progress.Failed > 0 {
-				return nil, fmt.Errorf("%d tasks failed", b.Progress.Failed)
-			}
-			received = int(b.Progress.Succeeded)
-			inflight = submitted - received
-			if progress != nil {
-				progress(received, n)
-			}
-		case *wire.Envelope_Error:
-			return nil, errors.New(b.Error.Message)
-		}
-	}
-	el := time.Since(start)
-	if len(lat) == 0 {
-		return nil, errors.New("no task latency was measured")
-	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	return &Report{Mode: o.Mode, Tasks: n, Workers: o.Workers, Seconds: el.Seconds(),
-		TasksPerSecond: float64(n) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99),
-		Encrypted: o.Encrypted, Journal: !o.NoJournal, Window: o.Window, Cores: runtime.NumCPU(), Metrics: o.Metrics}, nil
 }

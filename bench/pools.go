@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,17 +24,8 @@ import (
 // processes, so that the daemon's peak RSS is its own; this process is
 // the client.
 func runWithPools(ctx context.Context, o Options) (*Report, error) {
-	if o.Mode != "noop" {
-		return nil, fmt.Errorf("--pools: simulated pools run noop tasks only: want --mode noop, not %q", o.Mode)
-	}
-	if o.NoJournal {
-		return nil, errors.New("--pools: the daemon runs as `htexctl serve`, always with its journal: want --journal true")
-	}
-	if o.Metrics {
-		return nil, errors.New("--pools: --metrics is not supported with simulated pools; measure metrics with a local block")
-	}
-	if o.SlotsPerPool < 1 {
-		return nil, fmt.Errorf("--slots-per-pool %d: want at least 1", o.SlotsPerPool)
+	if err := checkPoolsOptions(o); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "htex-bench-")
 	if err != nil {
@@ -41,23 +33,7 @@ func runWithPools(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "bench.toml")
-	// No blocks: the simulated pools are the only ones. A long heartbeat
-	// threshold: a loaded machine must not lose pools in the middle.
-	cfg := fmt.Sprintf(`[executor]
-label = "bench"
-encrypted = %v
-prefetch_capacity = %d
-heartbeat_period = 10
-heartbeat_threshold = 300
-[provider]
-kind = "local"
-init_blocks = 0
-min_blocks = 0
-max_blocks = 1
-[strategy]
-kind = "none"
-`, o.Encrypted, o.Prefetch)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(poolsConfig(o)), 0o600); err != nil {
 		return nil, err
 	}
 	runDir := filepath.Join(dir, "run")
@@ -65,47 +41,25 @@ kind = "none"
 	if logw == nil {
 		logw = os.Stderr
 	}
-	daemon := exec.Command(o.Executable, "serve", "--config", cfgPath, "--run-dir", runDir, "--log-level", "warn",
-		"--stop-grace", "1s")
-	daemon.Stdout, daemon.Stderr = logw, logw
-	if err := daemon.Start(); err != nil {
-		return nil, fmt.Errorf("start the daemon: %w", err)
+	daemon, err := startChild("the daemon", logw, o.Executable, "serve", "--config", cfgPath, "--run-dir", runDir,
+		"--log-level", "warn", "--stop-grace", "1s")
+	if err != nil {
+		return nil, err
 	}
-	daemonDone := make(chan error, 1)
-	go func() { daemonDone <- daemon.Wait() }()
-	defer func() {
-		daemon.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-daemonDone:
-		case <-time.After(30 * time.Second):
-			daemon.Process.Kill()
-			<-daemonDone
-		}
-	}()
-	cl, err := dialWhenReady(ctx, runDir, daemonDone)
+	defer daemon.stop(30 * time.Second)
+	cl, err := dialWhenReady(ctx, runDir, daemon.done)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 
-	pools := exec.Command(o.Executable, "bench-pools", "--run-dir", runDir, "--pools", strconv.Itoa(o.Pools),
-		"--slots-per-pool", strconv.Itoa(o.SlotsPerPool), "--prefetch", strconv.Itoa(o.Prefetch))
-	pools.Stdout, pools.Stderr = logw, logw
-	if err := pools.Start(); err != nil {
-		return nil, fmt.Errorf("start the simulated pools: %w", err)
+	pools, err := startChild("the simulated pools", logw, o.Executable, "bench-pools", "--run-dir", runDir,
+		"--pools", strconv.Itoa(o.Pools), "--slots-per-pool", strconv.Itoa(o.SlotsPerPool), "--prefetch", strconv.Itoa(o.Prefetch))
+	if err != nil {
+		return nil, err
 	}
-	poolsDone := make(chan error, 1)
-	go func() { poolsDone <- pools.Wait() }()
-	defer func() {
-		pools.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-poolsDone:
-		case <-time.After(10 * time.Second):
-			pools.Process.Kill()
-			<-poolsDone
-		}
-	}()
-	regSeconds, err := waitForPools(ctx, cl, o.Pools, poolsDone)
+	defer pools.stop(10 * time.Second)
+	regSeconds, err := waitForPools(ctx, cl, o.Pools, pools.done)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +82,46 @@ kind = "none"
 		r.StatusP99ms = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 	}
 	r.Pools, r.SlotsPerPool, r.RegisterSeconds = o.Pools, o.SlotsPerPool, &regSeconds
-	if r.DaemonRSSMB, err = peakRSSMB(daemon.Process.Pid); err != nil {
+	if r.DaemonRSSMB, err = peakRSSMB(daemon.cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("daemon RSS: %w", err)
 	}
 	return r, nil
+}
+
+func checkPoolsOptions(o Options) error {
+	if o.Mode != "noop" {
+		return fmt.Errorf("--pools: simulated pools run noop tasks only: want --mode noop, not %q", o.Mode)
+	}
+	if o.NoJournal {
+		return errors.New("--pools: the daemon runs as `htexctl serve`, always with its journal: want --journal true")
+	}
+	if o.Metrics {
+		return errors.New("--pools: --metrics is not supported with simulated pools; measure metrics with a local block")
+	}
+	if o.SlotsPerPool < 1 {
+		return fmt.Errorf("--slots-per-pool %d: want at least 1", o.SlotsPerPool)
+	}
+	return nil
+}
+
+// poolsConfig is the daemon's config: no blocks, as the simulated pools
+// are the only ones, and a long heartbeat threshold, as a loaded machine
+// must not lose pools in the middle.
+func poolsConfig(o Options) string {
+	return fmt.Sprintf(`[executor]
+label = "bench"
+encrypted = %v
+prefetch_capacity = %d
+heartbeat_period = 10
+heartbeat_threshold = 300
+[provider]
+kind = "local"
+init_blocks = 0
+min_blocks = 0
+max_blocks = 1
+[strategy]
+kind = "none"
+`, o.Encrypted, o.Prefetch)
 }
 
 // pollStatus asks for status every 50 ms over a client of its own until
@@ -243,4 +233,33 @@ func peakRSSMB(pid int) (float64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM line in /proc/PID/status")
+}
+
+// child is a process the bench started, and its end.
+type child struct {
+	cmd  *exec.Cmd
+	done chan error // its Wait, once
+}
+
+// startChild starts executable with args, its output to logw.
+func startChild(what string, logw io.Writer, executable string, args ...string) (*child, error) {
+	cmd := exec.Command(executable, args...)
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	c := &child{cmd: cmd, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait() }()
+	return c, nil
+}
+
+// stop ends the child with SIGTERM, or SIGKILL after grace.
+func (c *child) stop(grace time.Duration) {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
 }

@@ -35,93 +35,108 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "slots-per-pool", Value: 64, Usage: "slots of each simulated pool (with --pools)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON: {mode,tasks,workers,seconds,tasks_per_second,p50_ms,p99_ms,...}; with --pools also pools, slots_per_pool, register_seconds, daemon_rss_mb, status_p99_ms"},
 		},
-		Action: func(c *cli.Context) error {
-			modes, err := trueFalseBoth("encrypted", c.String("encrypted"))
-			if err != nil {
-				return err
+		Action: runBench,
+	}
+}
+
+// benchSetting is one combination of the settings bench alternates.
+type benchSetting struct{ encrypted, journal bool }
+
+// runBench is the bench command: every setting asked for, repeat times,
+// alternated, then the comparison of the two settings when there are two.
+func runBench(c *cli.Context) error {
+	modes, err := trueFalseBoth("encrypted", c.String("encrypted"))
+	if err != nil {
+		return err
+	}
+	journals, err := trueFalseBoth("journal", c.String("journal"))
+	if err != nil {
+		return err
+	}
+	repeat := c.Int("repeat")
+	if repeat < 1 {
+		return usageError("bench: --repeat %d: want 1 or more", repeat)
+	}
+	if p := c.Int("pools"); p < 0 {
+		return usageError("bench: --pools %d: want 0 (a local block) or more", p)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return failure("bench: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	reserveProcs(daemonBlockers + 1) // and the client
+	var settings []benchSetting
+	for range repeat {
+		for _, enc := range modes {
+			for _, jr := range journals {
+				settings = append(settings, benchSetting{enc, jr})
 			}
-			journals, err := trueFalseBoth("journal", c.String("journal"))
-			if err != nil {
-				return err
-			}
-			exe, err := os.Executable()
-			if err != nil {
-				return failure("bench: %v", err)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			reserveProcs(daemonBlockers + 1) // and the client
-			repeat := c.Int("repeat")
-			if repeat < 1 {
-				return usageError("bench: --repeat %d: want 1 or more", repeat)
-			}
-			var reports []*bench.Report
-			type run struct{ enc, journal bool }
-			var runs []run
-			for range repeat {
-				for _, enc := range modes {
-					for _, jr := range journals {
-						runs = append(runs, run{enc, jr})
-					}
-				}
-			}
-			for _, rn := range runs {
-				o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
-					Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: rn.enc, NoJournal: !rn.journal,
-					Metrics: c.Bool("metrics"), Executable: exe, Log: os.Stderr, Pools: c.Int("pools"), SlotsPerPool: c.Int("slots-per-pool")}
-				if o.Pools < 0 {
-					return usageError("bench: --pools %d: want 0 (a local block) or more", o.Pools)
-				}
-				if isTerminal(os.Stderr) {
-					o.Progress = func(done, total int) {
-						if done%1000 == 0 || done == total {
-							fmt.Fprintf(os.Stderr, "\r%d/%d", done, total)
-						}
-					}
-				}
-				r, err := bench.Run(ctx, o)
-				if o.Progress != nil {
-					fmt.Fprint(os.Stderr, "\r")
-				}
-				if err != nil {
-					return failure("bench: %v", err)
-				}
-				reports = append(reports, r)
-				if c.Bool("json") {
-					b, _ := json.Marshal(r)
-					fmt.Fprintln(out, string(b))
-				} else {
-					pools := ""
-					if r.Pools > 0 {
-						pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB, status p99 %.1f ms",
-							r.Pools, r.SlotsPerPool, *r.RegisterSeconds, r.DaemonRSSMB, r.StatusP99ms)
-					}
-					fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, metrics=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
-						r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Metrics, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+		}
+	}
+	var reports []*bench.Report
+	for _, st := range settings {
+		o := bench.Options{Mode: c.String("mode"), Tasks: c.Int("tasks"), Workers: c.Int("workers"),
+			Window: c.Int("window"), Prefetch: c.Int("prefetch"), Encrypted: st.encrypted, NoJournal: !st.journal,
+			Metrics: c.Bool("metrics"), Executable: exe, Log: os.Stderr, Pools: c.Int("pools"), SlotsPerPool: c.Int("slots-per-pool")}
+		if isTerminal(os.Stderr) {
+			o.Progress = func(done, total int) {
+				if done%1000 == 0 || done == total {
+					fmt.Fprintf(os.Stderr, "\r%d/%d", done, total)
 				}
 			}
-			if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {
-				// The settings ran alternately; with --repeat, the medians
-				// of each setting's throughputs are the figures to compare
-				// (one run varies by several percent on a small machine).
-				var first, second []float64
-				for i := 0; i+1 < len(reports); i += per {
-					first = append(first, reports[i].TasksPerSecond)
-					second = append(second, reports[i+1].TasksPerSecond)
-				}
-				a, b := median(first), median(second)
-				runs := ""
-				if repeat > 1 {
-					runs = fmt.Sprintf(" (medians of %d runs each: %.0f vs %.0f tasks/s)", repeat, a, b)
-				}
-				if len(journals) == 2 {
-					fmt.Fprintf(out, "journal cost: %.1f%% of the throughput without it%s\n", 100*(1-a/b), runs)
-				} else {
-					fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%%s\n", 100*a/b, runs)
-				}
-			}
-			return nil
-		},
+		}
+		r, err := bench.Run(ctx, o)
+		if o.Progress != nil {
+			fmt.Fprint(os.Stderr, "\r")
+		}
+		if err != nil {
+			return failure("bench: %v", err)
+		}
+		reports = append(reports, r)
+		printBenchReport(r, c.Bool("json"))
+	}
+	if per := len(modes) * len(journals); per == 2 && !c.Bool("json") {
+		printBenchComparison(reports, len(journals) == 2, repeat)
+	}
+	return nil
+}
+
+func printBenchReport(r *bench.Report, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(out, string(b))
+		return
+	}
+	pools := ""
+	if r.Pools > 0 {
+		pools = fmt.Sprintf(", %d pools x %d slots registered in %.2f s, daemon peak RSS %.0f MB, status p99 %.1f ms",
+			r.Pools, r.SlotsPerPool, *r.RegisterSeconds, r.DaemonRSSMB, r.StatusP99ms)
+	}
+	fmt.Fprintf(out, "%s mode, %d tasks, %d workers, encrypted=%v, journal=%v, metrics=%v, window=%d, %d cores%s: %.0f tasks/s, p50 %.3f ms, p99 %.3f ms (%.2f s)\n",
+		r.Mode, r.Tasks, r.Workers, r.Encrypted, r.Journal, r.Metrics, r.Window, r.Cores, pools, r.TasksPerSecond, r.P50ms, r.P99ms, r.Seconds)
+}
+
+// printBenchComparison compares two settings that ran alternately
+// (reports in pairs); with repeat > 1 the medians of each setting's
+// throughputs are the figures to compare (one run varies by several
+// percent on a small machine).
+func printBenchComparison(reports []*bench.Report, journalCost bool, repeat int) {
+	var first, second []float64
+	for i := 0; i+1 < len(reports); i += 2 {
+		first = append(first, reports[i].TasksPerSecond)
+		second = append(second, reports[i+1].TasksPerSecond)
+	}
+	a, b := median(first), median(second)
+	runs := ""
+	if repeat > 1 {
+		runs = fmt.Sprintf(" (medians of %d runs each: %.0f vs %.0f tasks/s)", repeat, a, b)
+	}
+	if journalCost {
+		fmt.Fprintf(out, "journal cost: %.1f%% of the throughput without it%s\n", 100*(1-a/b), runs)
+	} else {
+		fmt.Fprintf(out, "encrypted/plain throughput: %.1f%%%s\n", 100*a/b, runs)
 	}
 }
 

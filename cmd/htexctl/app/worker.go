@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,127 +39,176 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "mpi-launcher", Usage: "how this node starts the ranks of multi-node tasks: srun or mpiexec (set by the block's launcher; empty: it cannot)",
 				EnvVars: []string{"HTEX_MPI_LAUNCHER"}},
 		},
-		Action: func(c *cli.Context) error {
-			if os.Getenv(worker.SupervisedEnv) == "" {
-				// The process the batch script started supervises the
-				// pool, so that no task outlives it (worker/supervise.go).
-				code, err := worker.Supervise(os.Args, stoppedLimit(c))
-				if err != nil {
-					return failure("worker: %v", err)
-				}
-				if code != 0 {
-					return cli.Exit("", code)
-				}
-				return nil
-			}
-			dir, err := resolveRunDir(c, "htex")
-			if err != nil {
-				return usageError("%v", err)
-			}
-			level, err := parseLevel(c.String("log-level"))
-			if err != nil {
-				return usageError("%v", err)
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			conn, err := rundir.ReadConnection(dir)
-			if err != nil {
-				return failure("worker: %v", err)
-			}
-			var sec *zsock.ClientSecurity
-			if conn.Encrypted {
-				kp, err := rundir.LoadKeyPair(dir, rundir.Pool)
-				if err != nil {
-					return failure("worker: pool key: %v", err)
-				}
-				sec = &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}
-			}
-			node, err := detect.Node()
-			if err != nil {
-				return failure("worker: %v", err)
-			}
-			ps := conn.Pool
-			gpus := ps.GPUsPerNode
-			if gpus == 0 && len(ps.Accelerators) > 0 {
-				gpus = detect.GPUs()
-			}
-			vendor, err := poolVendor(ps, log)
-			if err != nil {
-				return failure("worker: %v", err)
-			}
-			layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
-				CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
-				Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs, Vendor: vendor})
-			hint := ""
-			if mask, err := detect.AllowedCPUs(); err == nil {
-				hint = pinning.LauncherBindHint(mask, detect.OnlineCPUs())
-				if hint != "" && len(node.CPUs) > len(mask) { // HTEX_CORES (cores_per_node) counts more
-					log.Warn(detect.EnvCores+" counts more CPUs than the pool may run on: "+hint, "cores", len(node.CPUs))
-				}
-			}
-			if os.Getenv(detect.EnvCores) != "" {
-				hint = "" // the layout used the override, not the mask
-			}
-			if err != nil {
-				if hint != "" {
-					return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v; %s", len(node.CPUs), node.MemoryGB, err, hint)
-				}
-				return failure("worker: cannot lay out this node (%d CPUs, %.1f GB): %v", len(node.CPUs), node.MemoryGB, err)
-			}
-			if hint != "" && layout.CutByMask() {
-				log.Warn("fewer slots than configured: "+hint, "slots", len(layout.Slots), "limited_by", layout.LimitedBy)
-			}
-			host, _ := os.Hostname()
-			name := c.String("node")
-			if name == "" {
-				name = os.Getenv("SLURMD_NODENAME")
-			}
-			if name == "" {
-				name = host
-			}
-			blockEnd := time.Time{}
-			if s := os.Getenv("HTEX_BLOCK_END"); s != "" {
-				if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec > 0 {
-					blockEnd = time.Unix(sec, 0)
-				}
-			}
-			addrs, err := zsock.NumericHosts(c.Context, conn.Addresses)
-			if err != nil {
-				return failure("worker: daemon address in %s: %v", filepath.Join(dir, rundir.ConnectionFile), err)
-			}
-			var eps []string
-			for _, a := range addrs {
-				eps = append(eps, zsock.Endpoint(a, conn.WorkerPort))
-			}
-			blockID := c.Int64("block-id")
-			idb := make([]byte, 4)
-			rand.Read(idb)
-			poolID := name + "-" + strconv.FormatInt(blockID, 10) + "-" + hex.EncodeToString(idb)
-			reserveProcs(len(layout.Slots) + 1) // each slot in poll(2), the loop in zmq_poll
-			p, err := worker.New(worker.Options{PoolID: poolID, Node: name, Hostname: host, BlockID: blockID,
-				Endpoints: eps, Security: sec, Layout: layout, CPUs: len(node.CPUs), MemoryGB: node.MemoryGB,
-				MemPerWorker: ps.MemPerWorker, Vendor: vendor, GPUs: gpus, SlotGroups: detect.SlotSockets("/", layout.Slots),
-				Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
-				Heartbeat:   time.Duration(ps.HeartbeatPeriodMS) * time.Millisecond,
-				Threshold:   time.Duration(ps.HeartbeatThreshMS) * time.Millisecond,
-				DrainPeriod: time.Duration(ps.DrainPeriodMS) * time.Millisecond, BlockEnd: blockEnd, Log: log,
-				MPILauncher: c.String("mpi-launcher")})
-			if err != nil {
-				return failure("worker: %v", err)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			err = p.Run(ctx)
-			zsock.Flush(time.Second) // the goodbye of a terminated pool leaves before exit
-			if err != nil && !errors.Is(err, context.Canceled) {
-				if errors.Is(err, zsock.ErrHandshake) {
-					return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
-						poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
-				}
-				return failure("worker %s: %v", poolID, err)
-			}
-			return nil
-		},
+		Action: runWorker,
 	}
+}
+
+// runWorker is the worker command: the first process supervises, the
+// supervised one lays out the node and runs the pool.
+func runWorker(c *cli.Context) error {
+	if os.Getenv(worker.SupervisedEnv) == "" {
+		// The process the batch script started supervises the pool, so
+		// that no task outlives it (worker/supervise.go).
+		code, err := worker.Supervise(os.Args, stoppedLimit(c))
+		if err != nil {
+			return failure("worker: %v", err)
+		}
+		if code != 0 {
+			return cli.Exit("", code)
+		}
+		return nil
+	}
+	dir, err := resolveRunDir(c, "htex")
+	if err != nil {
+		return usageError("%v", err)
+	}
+	level, err := parseLevel(c.String("log-level"))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	conn, sec, err := poolConnection(dir)
+	if err != nil {
+		return failure("worker: %v", err)
+	}
+	ps := conn.Pool
+	n, err := layOutNode(ps, log)
+	if err != nil {
+		return failure("worker: %v", err)
+	}
+	addrs, err := zsock.NumericHosts(c.Context, conn.Addresses)
+	if err != nil {
+		return failure("worker: daemon address in %s: %v", filepath.Join(dir, rundir.ConnectionFile), err)
+	}
+	var eps []string
+	for _, a := range addrs {
+		eps = append(eps, zsock.Endpoint(a, conn.WorkerPort))
+	}
+	host, _ := os.Hostname()
+	name := nodeName(c.String("node"), host)
+	blockID := c.Int64("block-id")
+	poolID := newPoolID(name, blockID)
+	reserveProcs(len(n.layout.Slots) + 1) // each slot in poll(2), the loop in zmq_poll
+	p, err := worker.New(worker.Options{PoolID: poolID, Node: name, Hostname: host, BlockID: blockID,
+		Endpoints: eps, Security: sec, Layout: n.layout, CPUs: len(n.node.CPUs), MemoryGB: n.node.MemoryGB,
+		MemPerWorker: ps.MemPerWorker, Vendor: n.vendor, GPUs: n.gpus, SlotGroups: detect.SlotSockets("/", n.layout.Slots),
+		Accelerators: ps.Accelerators, Prefetch: ps.PrefetchCapacity, TailBytes: ps.OutputTailBytes,
+		Heartbeat:   time.Duration(ps.HeartbeatPeriodMS) * time.Millisecond,
+		Threshold:   time.Duration(ps.HeartbeatThreshMS) * time.Millisecond,
+		DrainPeriod: time.Duration(ps.DrainPeriodMS) * time.Millisecond, BlockEnd: blockEndFromEnv(), Log: log,
+		MPILauncher: c.String("mpi-launcher")})
+	if err != nil {
+		return failure("worker: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = p.Run(ctx)
+	zsock.Flush(time.Second) // the goodbye of a terminated pool leaves before exit
+	if err != nil && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, zsock.ErrHandshake) {
+			return failure("worker %s: %v; check that %s and the keys in %s belong to the daemon of this run",
+				poolID, err, filepath.Join(dir, rundir.ConnectionFile), filepath.Join(dir, rundir.KeysDir))
+		}
+		return failure("worker %s: %v", poolID, err)
+	}
+	return nil
+}
+
+// poolConnection reads the run directory's connection file and, when the
+// run is encrypted, the pool's key pair.
+func poolConnection(dir string) (*rundir.Connection, *zsock.ClientSecurity, error) {
+	conn, err := rundir.ReadConnection(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !conn.Encrypted {
+		return conn, nil, nil
+	}
+	kp, err := rundir.LoadKeyPair(dir, rundir.Pool)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pool key: %w", err)
+	}
+	return conn, &zsock.ClientSecurity{ServerPublic: conn.ServerPublicKey, Public: kp.Public, Secret: kp.Secret}, nil
+}
+
+// nodeLayout is this node as the pool sees it and its slots.
+type nodeLayout struct {
+	node   pinning.Node
+	gpus   int
+	vendor string
+	layout *pinning.Layout
+}
+
+// layOutNode detects the node and plans its slots. When the CPU mask the
+// launcher gave is smaller than the node, the error or warning names the
+// launcher options to fix.
+func layOutNode(ps rundir.PoolSettings, log *slog.Logger) (*nodeLayout, error) {
+	node, err := detect.Node()
+	if err != nil {
+		return nil, err
+	}
+	gpus := ps.GPUsPerNode
+	if gpus == 0 && len(ps.Accelerators) > 0 {
+		gpus = detect.GPUs()
+	}
+	vendor, err := poolVendor(ps, log)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := pinning.Plan(node, pinning.Options{MaxWorkersPerNode: ps.MaxWorkersPerNode,
+		CoresPerWorker: ps.CoresPerWorker, MemPerWorker: ps.MemPerWorker, CPUAffinity: ps.CPUAffinity,
+		Accelerators: ps.Accelerators, GPUs: gpus, AllowSharedCPUs: ps.AllowSharedCPUs, Vendor: vendor})
+	hint := ""
+	if mask, err := detect.AllowedCPUs(); err == nil {
+		hint = pinning.LauncherBindHint(mask, detect.OnlineCPUs())
+		if hint != "" && len(node.CPUs) > len(mask) { // HTEX_CORES (cores_per_node) counts more
+			log.Warn(detect.EnvCores+" counts more CPUs than the pool may run on: "+hint, "cores", len(node.CPUs))
+		}
+	}
+	if os.Getenv(detect.EnvCores) != "" {
+		hint = "" // the layout used the override, not the mask
+	}
+	if err != nil {
+		if hint != "" {
+			return nil, fmt.Errorf("cannot lay out this node (%d CPUs, %.1f GB): %w; %s", len(node.CPUs), node.MemoryGB, err, hint)
+		}
+		return nil, fmt.Errorf("cannot lay out this node (%d CPUs, %.1f GB): %w", len(node.CPUs), node.MemoryGB, err)
+	}
+	if hint != "" && layout.CutByMask() {
+		log.Warn("fewer slots than configured: "+hint, "slots", len(layout.Slots), "limited_by", layout.LimitedBy)
+	}
+	return &nodeLayout{node: node, gpus: gpus, vendor: vendor, layout: layout}, nil
+}
+
+// nodeName is the pool's node: --node, else $SLURMD_NODENAME, else the
+// host name.
+func nodeName(flag, host string) string {
+	if flag != "" {
+		return flag
+	}
+	if n := os.Getenv("SLURMD_NODENAME"); n != "" {
+		return n
+	}
+	return host
+}
+
+// blockEndFromEnv is when the block ends, from $HTEX_BLOCK_END (Unix
+// seconds, set by the batch script); zero when unknown.
+func blockEndFromEnv() time.Time {
+	if s := os.Getenv("HTEX_BLOCK_END"); s != "" {
+		if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec > 0 {
+			return time.Unix(sec, 0)
+		}
+	}
+	return time.Time{}
+}
+
+// newPoolID names a pool: its node, its block and 4 random bytes, so that a
+// restarted pool is a new one.
+func newPoolID(node string, blockID int64) string {
+	idb := make([]byte, 4)
+	rand.Read(idb)
+	return node + "-" + strconv.FormatInt(blockID, 10) + "-" + hex.EncodeToString(idb)
 }
 
 // poolVendor resolves accelerator_vendor on this node: an explicit vendor as
