@@ -84,79 +84,14 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 }
 
 func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
-	if e := s.journalErr; e != nil {
-		s.replyError(id, reqID, "submit refused: %v; the daemon retries the write and accepts tasks again once it succeeds", e)
+	if err := s.checkSubmit(r); err != nil {
+		s.replyError(id, reqID, "%s", err)
 		return
 	}
-	if len(r.Tasks) > MaxTasksPerSubmit {
-		s.replyError(id, reqID, "submit: %d tasks in one request exceeds %d; send them in parts", len(r.Tasks), MaxTasksPerSubmit)
-		return
-	}
-	for i, t := range r.Tasks {
-		if err := validateSpec(i, t); err != nil {
-			s.replyError(id, reqID, "submit: %v", err)
-			return
-		}
-		if err := s.admitMPI(i, t); err != nil {
-			s.replyError(id, reqID, "submit: %v", err)
-			return
-		}
-		if err := s.refuseSize(i, specShape(t)); err != nil {
-			s.replyError(id, reqID, "submit: %v", err)
-			return
-		}
-	}
-	if err := s.shapesFit(r.Tasks); err != nil {
-		s.replyError(id, reqID, "submit: %v", err)
-		return
-	}
-	var j *job
-	if r.JobId != 0 {
-		j = s.jobs[r.JobId]
-		if j == nil {
-			s.replyError(id, reqID, "submit: job %d does not exist", r.JobId)
-			return
-		}
-		if j.sealed {
-			s.replyError(id, reqID, "submit: job %d is sealed; submit a new job", r.JobId)
-			return
-		}
-	} else {
-		j = &job{id: s.nextJob, name: r.Name}
-		s.nextJob++
-		s.jobs[j.id] = j
-		s.pending.Jobs = append(s.pending.Jobs, journal.Job{ID: int64(j.id), Name: r.Name, SubmittedAt: s.now})
-	}
+	j := s.submitJob(r)
 	first := s.nextTask
 	for _, spec := range r.Tasks {
-		retries := spec.Retries
-		if retries < 0 {
-			retries = int32(s.cfg.DefaultRetries) // checked at start (New)
-		}
-		var sid shapeID
-		if spec.Cores|spec.Gpus|spec.Nodes|spec.RanksPerNode != 0 || spec.MemBytes != 0 {
-			sid, _ = s.shapes.intern(specShape(spec)) // room checked above (shapesFit)
-		}
-		t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: int16(retries), timeoutMs: spec.TimeoutMs, priority: spec.Priority,
-			shape: sid}, s.now.UnixNano())
-		s.queuedExtra += s.extraSlots(t)
-		if s.spill() {
-			s.spillTask(t)
-		} else {
-			t.setFields(s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
-				ArgvRaw: spec.ArgvRaw, EnvRaw: spec.EnvRaw, CwdRaw: spec.CwdRaw, TimeoutMs: spec.TimeoutMs,
-				ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath,
-				Cores: spec.Cores, Gpus: spec.Gpus, MemBytes: spec.MemBytes, RanksPerNode: spec.RanksPerNode}))
-		}
-		s.nextTask++
-		s.queue.push(t)
-		j.total++
-		j.unfinished++
-		s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
-			Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
-			Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
-			StderrPath: spec.StderrPath, SubmittedAt: s.now, Cores: int(spec.Cores), GPUs: int(spec.Gpus), MemBytes: spec.MemBytes,
-			Nodes: int(spec.Nodes), RanksPerNode: int(spec.RanksPerNode)})
+		s.enqueue(j, spec)
 	}
 	if r.Last {
 		j.sealed = true
@@ -165,6 +100,88 @@ func (s *state) submit(id []byte, reqID uint64, r *wire.SubmitRequest) {
 	// Answer only once the tasks are durable.
 	s.posts = append(s.posts, post{reply: id, reqID: reqID, msg: &wire.Envelope{Body: &wire.Envelope_SubmitReply{
 		SubmitReply: &wire.SubmitReply{JobId: j.id, FirstTaskId: first, Count: int32(len(r.Tasks))}}}})
+}
+
+// checkSubmit refuses a request as a whole, before any of its tasks is
+// taken: a failing journal, too many tasks, a bad task, a size no pool
+// can take, or a job that is gone or sealed.
+func (s *state) checkSubmit(r *wire.SubmitRequest) error {
+	if e := s.journalErr; e != nil {
+		return fmt.Errorf("submit refused: %v; the daemon retries the write and accepts tasks again once it succeeds", e)
+	}
+	if len(r.Tasks) > MaxTasksPerSubmit {
+		return fmt.Errorf("submit: %d tasks in one request exceeds %d; send them in parts", len(r.Tasks), MaxTasksPerSubmit)
+	}
+	for i, t := range r.Tasks {
+		if err := validateSpec(i, t); err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		if err := s.admitMPI(i, t); err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		if err := s.refuseSize(i, specShape(t)); err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+	}
+	if err := s.shapesFit(r.Tasks); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if r.JobId != 0 {
+		j := s.jobs[r.JobId]
+		if j == nil {
+			return fmt.Errorf("submit: job %d does not exist", r.JobId)
+		}
+		if j.sealed {
+			return fmt.Errorf("submit: job %d is sealed; submit a new job", r.JobId)
+		}
+	}
+	return nil
+}
+
+// submitJob is the request's job: the one it names, or a new one.
+func (s *state) submitJob(r *wire.SubmitRequest) *job {
+	if r.JobId != 0 {
+		return s.jobs[r.JobId] // checked by checkSubmit
+	}
+	j := &job{id: s.nextJob, name: r.Name}
+	s.nextJob++
+	s.jobs[j.id] = j
+	s.pending.Jobs = append(s.pending.Jobs, journal.Job{ID: int64(j.id), Name: r.Name, SubmittedAt: s.now})
+	return j
+}
+
+// enqueue takes one task of job j: queued (its fields in the arena, or
+// spilled to the journal when the queue is large) and journaled with the
+// next commit.
+func (s *state) enqueue(j *job, spec *wire.TaskSpec) {
+	retries := spec.Retries
+	if retries < 0 {
+		retries = int32(s.cfg.DefaultRetries) // checked at start (New)
+	}
+	var sid shapeID
+	if spec.Cores|spec.Gpus|spec.Nodes|spec.RanksPerNode != 0 || spec.MemBytes != 0 {
+		sid, _ = s.shapes.intern(specShape(spec)) // room checked by checkSubmit (shapesFit)
+	}
+	t := s.tasks.add(task{id: s.nextTask, jobID: j.id, retries: int16(retries), timeoutMs: spec.TimeoutMs, priority: spec.Priority,
+		shape: sid}, s.now.UnixNano())
+	s.queuedExtra += s.extraSlots(t)
+	if s.spill() {
+		s.spillTask(t)
+	} else {
+		t.setFields(s.arena.fieldsOf(&wire.Task{Id: t.id, JobId: j.id, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd,
+			ArgvRaw: spec.ArgvRaw, EnvRaw: spec.EnvRaw, CwdRaw: spec.CwdRaw, TimeoutMs: spec.TimeoutMs,
+			ArrayIndex: spec.ArrayIndex, Noop: spec.Noop, StdoutPath: spec.StdoutPath, StderrPath: spec.StderrPath,
+			Cores: spec.Cores, Gpus: spec.Gpus, MemBytes: spec.MemBytes, RanksPerNode: spec.RanksPerNode}))
+	}
+	s.nextTask++
+	s.queue.push(t)
+	j.total++
+	j.unfinished++
+	s.pending.Tasks = append(s.pending.Tasks, journal.Task{ID: int64(t.id), JobID: int64(j.id), ArrayIndex: spec.ArrayIndex,
+		Argv: spec.Args(), Env: spec.Envs(), Cwd: spec.Dir(), Timeout: time.Duration(spec.TimeoutMs) * time.Millisecond,
+		Retries: int(retries), Priority: int(spec.Priority), Noop: spec.Noop, StdoutPath: spec.StdoutPath,
+		StderrPath: spec.StderrPath, SubmittedAt: s.now, Cores: int(spec.Cores), GPUs: int(spec.Gpus), MemBytes: spec.MemBytes,
+		Nodes: int(spec.Nodes), RanksPerNode: int(spec.RanksPerNode)})
 }
 
 func (s *state) status() *wire.StatusReply {
