@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -147,24 +148,9 @@ func mpiexec(args []string) int {
 		fmt.Fprintf(os.Stderr, "mpiexec: %v\n", err)
 		return 2
 	}
-	hosts := o.hosts
-	switch {
-	case o.hostfile != "":
-		if hosts, err = readHosts(o.hostfile); err != nil {
-			fmt.Fprintf(os.Stderr, "mpiexec: hostfile: %v\n", err)
-			return 2
-		}
-	case len(hosts) == 0 && os.Getenv("PBS_NODEFILE") != "":
-		if hosts, err = readHosts(os.Getenv("PBS_NODEFILE")); err != nil {
-			fmt.Fprintf(os.Stderr, "mpiexec: PBS_NODEFILE: %v\n", err)
-			return 2
-		}
-	case len(hosts) == 0:
-		hosts = []string{hostname()}
-	}
-	hosts = uniq(hosts)
-	if len(hosts) == 0 {
-		fmt.Fprintln(os.Stderr, "mpiexec: no hosts")
+	hosts, err := rankHosts(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mpiexec: %v\n", err)
 		return 2
 	}
 	n := o.n
@@ -226,6 +212,30 @@ func mpiexec(args []string) int {
 		}
 	}
 	return code
+}
+
+// rankHosts is where the ranks go, each host once: --hosts, a
+// hostfile, $PBS_NODEFILE, or this host.
+func rankHosts(o *mpiexecOpts) ([]string, error) {
+	hosts := o.hosts
+	var err error
+	switch {
+	case o.hostfile != "":
+		if hosts, err = readHosts(o.hostfile); err != nil {
+			return nil, fmt.Errorf("hostfile: %w", err)
+		}
+	case len(hosts) == 0 && os.Getenv("PBS_NODEFILE") != "":
+		if hosts, err = readHosts(os.Getenv("PBS_NODEFILE")); err != nil {
+			return nil, fmt.Errorf("PBS_NODEFILE: %w", err)
+		}
+	case len(hosts) == 0:
+		hosts = []string{hostname()}
+	}
+	hosts = uniq(hosts)
+	if len(hosts) == 0 {
+		return nil, errors.New("no hosts")
+	}
+	return hosts, nil
 }
 
 func rankExit(c *exec.Cmd) int {

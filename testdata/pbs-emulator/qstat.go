@@ -18,117 +18,141 @@ type attr struct {
 	val any
 }
 
+// qstat emulates OpenPBS's qstat: the table, -f, -f -F json, history
+// with -x and -H, and -E for several ids at once.
 func qstat(args []string) int {
-	var full, history, finishedOnly, grouped bool
-	format := ""
-	var ids []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if len(a) < 2 || a[0] != '-' {
-			ids = append(ids, a)
-			continue
-		}
-	flags:
-		for k := 1; k < len(a); k++ {
-			switch c := a[k]; c {
-			case 'f':
-				full = true
-			case 'x':
-				history = true
-			case 'H':
-				history, finishedOnly = true, true
-			case 'E':
-				grouped = true
-			case 'w', '1', 'n', 's', 't', 'J', 'a', 'i', 'r', 'p', 'G', 'M':
-			case 'F', 'u':
-				val := a[k+1:]
-				if val == "" {
-					if i+1 >= len(args) {
-						fmt.Fprintf(os.Stderr, "qstat: option requires an argument -- '%c'\n", c)
-						return 2
-					}
-					i++
-					val = args[i]
-				}
-				if c == 'F' {
-					format = strings.ToLower(val)
-				}
-				break flags
-			case 'B', 'Q':
-				fmt.Fprintf(os.Stderr, "qstat: -%c is not emulated\n", c)
-				return 2
-			default:
-				fmt.Fprintf(os.Stderr, "qstat: invalid option -- '%c'\n", c)
-				return 2
-			}
-		}
-	}
-	if format != "" && format != "json" {
-		fmt.Fprintf(os.Stderr, "qstat: -F %s is not emulated (only json)\n", format)
+	q, ok := parseQstatArgs(args)
+	if !ok {
 		return 2
 	}
-	if format != "" && !full {
-		fmt.Fprintln(os.Stderr, "qstat: -F requires -f")
-		return 2
-	}
-
 	var jobs []*Job
 	rc := 0
 	err := withLock(func() error {
-		all, err := allJobs()
-		if err != nil {
-			return err
-		}
-		bySeq := map[int]*Job{}
-		for _, j := range all {
-			bySeq[j.Seq] = j
-		}
-		if len(ids) == 0 {
-			for _, j := range all {
-				if j.history() == finishedOnly || (history && !finishedOnly) {
-					jobs = append(jobs, j)
-				}
-			}
-			return nil
-		}
-		for _, id := range ids {
-			seq, ok := parseID(id)
-			j := bySeq[seq]
-			switch {
-			case (!ok || j == nil) && grouped:
-				// -E sends the ids in one request: the server leaves
-				// unknown ones out, and qstat says nothing (OpenPBS 23.06).
-			case !ok || j == nil:
-				fmt.Fprintf(os.Stderr, "qstat: Unknown Job Id %s\n", id)
-				rc = 153 // PBSE_UNKJOBID
-			case j.history() && !history:
-				fmt.Fprintf(os.Stderr, "qstat: %s Job has finished, use -x or -H to obtain historical job information\n", j.ID())
-				rc = 35 // PBSE_HISTJOBID
-			default:
-				jobs = append(jobs, j)
-			}
-		}
-		return nil
+		var err error
+		jobs, rc, err = q.selectJobs()
+		return err
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "qstat: %v\n", err)
 		return 1
 	}
-	if format == "json" && !grouped && len(jobs) > 1 {
+	if q.format == "json" && !q.grouped && len(jobs) > 1 {
 		// OpenPBS 23.06's qstat asks for one id at a time without -E,
 		// and its JSON keeps only the first job (src/cmds/qstat.c,
 		// display_statjob creates "Jobs" on its first call only).
 		jobs = jobs[:1]
 	}
 	switch {
-	case format == "json":
+	case q.format == "json":
 		os.Stdout.Write(renderJSON(jobs))
-	case full:
+	case q.full:
 		os.Stdout.WriteString(renderFull(jobs))
 	default:
 		os.Stdout.WriteString(renderTable(jobs))
 	}
 	return rc
+}
+
+// qstatArgs is a qstat command line.
+type qstatArgs struct {
+	full, history, finishedOnly, grouped bool
+	format                               string // "" or json
+	ids                                  []string
+}
+
+// parseQstatArgs reads qstat's options as OpenPBS does (clustered
+// letters, -F and -u with their value attached or next); on a bad one it
+// says why on stderr and returns false.
+func parseQstatArgs(args []string) (q qstatArgs, ok bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' {
+			q.ids = append(q.ids, a)
+			continue
+		}
+	flags:
+		for k := 1; k < len(a); k++ {
+			switch c := a[k]; c {
+			case 'f':
+				q.full = true
+			case 'x':
+				q.history = true
+			case 'H':
+				q.history, q.finishedOnly = true, true
+			case 'E':
+				q.grouped = true
+			case 'w', '1', 'n', 's', 't', 'J', 'a', 'i', 'r', 'p', 'G', 'M':
+			case 'F', 'u':
+				val := a[k+1:]
+				if val == "" {
+					if i+1 >= len(args) {
+						fmt.Fprintf(os.Stderr, "qstat: option requires an argument -- '%c'\n", c)
+						return q, false
+					}
+					i++
+					val = args[i]
+				}
+				if c == 'F' {
+					q.format = strings.ToLower(val)
+				}
+				break flags
+			case 'B', 'Q':
+				fmt.Fprintf(os.Stderr, "qstat: -%c is not emulated\n", c)
+				return q, false
+			default:
+				fmt.Fprintf(os.Stderr, "qstat: invalid option -- '%c'\n", c)
+				return q, false
+			}
+		}
+	}
+	if q.format != "" && q.format != "json" {
+		fmt.Fprintf(os.Stderr, "qstat: -F %s is not emulated (only json)\n", q.format)
+		return q, false
+	}
+	if q.format != "" && !q.full {
+		fmt.Fprintln(os.Stderr, "qstat: -F requires -f")
+		return q, false
+	}
+	return q, true
+}
+
+// selectJobs picks the jobs to show, under the lock, and the exit status
+// OpenPBS gives for unknown and finished ids.
+func (q qstatArgs) selectJobs() (jobs []*Job, rc int, err error) {
+	all, err := allJobs()
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(q.ids) == 0 {
+		for _, j := range all {
+			if j.history() == q.finishedOnly || (q.history && !q.finishedOnly) {
+				jobs = append(jobs, j)
+			}
+		}
+		return jobs, 0, nil
+	}
+	bySeq := map[int]*Job{}
+	for _, j := range all {
+		bySeq[j.Seq] = j
+	}
+	for _, id := range q.ids {
+		seq, ok := parseID(id)
+		j := bySeq[seq]
+		switch {
+		case (!ok || j == nil) && q.grouped:
+			// -E sends the ids in one request: the server leaves
+			// unknown ones out, and qstat says nothing (OpenPBS 23.06).
+		case !ok || j == nil:
+			fmt.Fprintf(os.Stderr, "qstat: Unknown Job Id %s\n", id)
+			rc = 153 // PBSE_UNKJOBID
+		case j.history() && !q.history:
+			fmt.Fprintf(os.Stderr, "qstat: %s Job has finished, use -x or -H to obtain historical job information\n", j.ID())
+			rc = 35 // PBSE_HISTJOBID
+		default:
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, rc, nil
 }
 
 // jobAttrs lists a job's attributes in the order PBS Pro prints them.

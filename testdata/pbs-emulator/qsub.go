@@ -228,17 +228,10 @@ func qsub(args []string) int {
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	var script []byte
-	scriptName := "STDIN"
-	switch len(operands) {
-	case 0:
-		script, err = io.ReadAll(os.Stdin)
-	case 1:
-		script, err = os.ReadFile(operands[0])
-		scriptName = filepath.Base(operands[0])
-	default:
+	if len(operands) > 1 {
 		return fail(2, "too many arguments: %q", operands)
 	}
+	script, scriptName, err := readScript(operands)
 	if err != nil {
 		return fail(2, "could not read script: %v", err)
 	}
@@ -279,21 +272,7 @@ func qsub(args []string) int {
 	case fate != nil:
 		j.Steps = fate
 	}
-	err = withLock(func() error {
-		seq, err := nextSeq()
-		if err != nil {
-			return err
-		}
-		j.Seq = seq
-		j.Script = filepath.Join(stateDir(), "jobs", strconv.Itoa(seq)+".SC")
-		if err := os.WriteFile(j.Script, script, 0o700); err != nil {
-			return err
-		}
-		j.OutputPath = stdPath(o.out, j, "o")
-		j.ErrorPath = stdPath(o.errp, j, "e")
-		return saveJob(j)
-	})
-	if err != nil {
+	if err := enqueueJob(j, o, script); err != nil {
 		return fail(1, "%v", err)
 	}
 	if err := startWrapper(j.Seq); err != nil {
@@ -309,6 +288,36 @@ func qsub(args []string) int {
 		fmt.Println(j.ID())
 	}
 	return 0
+}
+
+// readScript reads the job script: the one operand, or stdin (named
+// STDIN, as qsub names it).
+func readScript(operands []string) (script []byte, name string, err error) {
+	if len(operands) == 0 {
+		script, err = io.ReadAll(os.Stdin)
+		return script, "STDIN", err
+	}
+	script, err = os.ReadFile(operands[0])
+	return script, filepath.Base(operands[0]), err
+}
+
+// enqueueJob gives j its sequence number and saves it with its script,
+// under the lock.
+func enqueueJob(j *Job, o *submitOpts, script []byte) error {
+	return withLock(func() error {
+		seq, err := nextSeq()
+		if err != nil {
+			return err
+		}
+		j.Seq = seq
+		j.Script = filepath.Join(stateDir(), "jobs", strconv.Itoa(seq)+".SC")
+		if err := os.WriteFile(j.Script, script, 0o700); err != nil {
+			return err
+		}
+		j.OutputPath = stdPath(o.out, j, "o")
+		j.ErrorPath = stdPath(o.errp, j, "e")
+		return saveJob(j)
+	})
 }
 
 // newJob builds a queued job from the options.
