@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -345,28 +346,33 @@ func (p *Provider) WalltimeDuration() (time.Duration, error) {
 	return ParseWalltime(p.Walltime)
 }
 
+// MaxWalltime bounds provider.walltime: no batch system runs a job for a
+// year, and a larger figure is a typo (or would overflow a Duration).
+const MaxWalltime = 365 * 24 * time.Hour
+
 // ParseWalltime parses "HH:MM:SS" (also "MM:SS", "D-HH:MM:SS") and rejects
-// zero or negative values.
+// zero, negative and over MaxWalltime values.
 func ParseWalltime(s string) (time.Duration, error) {
+	bad := fmt.Errorf("walltime %q: want HH:MM:SS", s)
 	days := 0
 	rest := s
 	if i := strings.IndexByte(s, '-'); i > 0 {
-		if _, err := fmt.Sscanf(s[:i], "%d", &days); err != nil || days < 0 {
-			return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+		n, ok := walltimeNumber(s[:i])
+		if !ok {
+			return 0, bad
 		}
-		rest = s[i+1:]
+		days, rest = n, s[i+1:]
 	}
 	parts := strings.Split(rest, ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+		return 0, bad
 	}
 	var nums []int
 	for _, p := range parts {
-		var n int
-		if p == "" || strings.TrimLeft(p, "0123456789") != "" {
-			return 0, fmt.Errorf("walltime %q: want HH:MM:SS", s)
+		n, ok := walltimeNumber(p)
+		if !ok {
+			return 0, bad
 		}
-		fmt.Sscanf(p, "%d", &n)
 		nums = append(nums, n)
 	}
 	for len(nums) < 3 {
@@ -375,10 +381,30 @@ func ParseWalltime(s string) (time.Duration, error) {
 	if nums[1] > 59 || nums[2] > 59 {
 		return 0, fmt.Errorf("walltime %q: minutes and seconds must be below 60", s)
 	}
+	over := fmt.Errorf("walltime %q: over the limit of %d days", s, MaxWalltime/(24*time.Hour))
+	if time.Duration(days) > MaxWalltime/(24*time.Hour) || time.Duration(nums[0]) > MaxWalltime/time.Hour {
+		return 0, over // and the sum below cannot overflow
+	}
 	d := time.Duration(days)*24*time.Hour + time.Duration(nums[0])*time.Hour +
 		time.Duration(nums[1])*time.Minute + time.Duration(nums[2])*time.Second
 	if d <= 0 {
 		return 0, fmt.Errorf("walltime %q: must be positive", s)
 	}
+	if d > MaxWalltime {
+		return 0, over
+	}
 	return d, nil
+}
+
+// walltimeNumber reads one field of a walltime, decimal digits only; a
+// number of more than 9 digits reads as 10^9, over any limit.
+func walltimeNumber(s string) (int, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	if len(strings.TrimLeft(s, "0")) > 9 {
+		return 1e9, true
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
