@@ -134,6 +134,20 @@ func TestParseErrors(t *testing.T) {
 		{"retries too many", "[executor]\nretries = 10001", []string{"executor.retries 10001: must be in [0, 10000]"}},
 		{"tail negative", "[executor]\noutput_tail_bytes = -1", []string{"executor.output_tail_bytes -1"}},
 		{"several at once", "[provider]\nparallelism = 2\nwalltime = \"x\"", []string{"parallelism", "walltime"}},
+		// Each of these used to wrap around into a wrong duration (the
+		// second one was accepted as 0.55 s) or, for the accelerators,
+		// to end the process out of memory.
+		{"duration past 292 years", "[executor]\nheartbeat_period = 10000000000", []string{"executor.heartbeat_period", "duration 10000000000: out of range (at most 9223372036 seconds)"}},
+		{"duration wrapping to a small one", "[executor]\nheartbeat_period = 18446744074", []string{"executor.heartbeat_period", "out of range"}},
+		{"duration inf", "[strategy]\nperiod = inf", []string{"strategy.period", "duration +Inf: out of range"}},
+		{"duration nan", "[strategy]\nmax_idletime = nan", []string{"strategy.max_idletime", "duration NaN: out of range"}},
+		{"duration float too large", "[provider]\ncmd_timeout = 1e300", []string{"provider.cmd_timeout", "out of range"}},
+		{"accelerators too many", "[executor]\navailable_accelerators = 1000000000000", []string{"executor.available_accelerators", "1000000000000: want 0 to 1024"}},
+		// Used to wrap around in the pool's registration (32 bits).
+		{"prefetch too large", "[executor]\nprefetch_capacity = 5000000000", []string{"executor.prefetch_capacity 5000000000: must be in [0, 1048576]"}},
+		{"gpus_per_node too large", "[executor]\ngpus_per_node = 5000", []string{"executor.gpus_per_node 5000: must be in [0, 1024]"}},
+		{"accelerators negative", "[executor]\navailable_accelerators = -1", []string{"available_accelerators -1: want 0 to 1024"}},
+		{"walltime past a year", "[provider]\nwalltime = \"3000000-00:00:00\"", []string{`provider.walltime "3000000-00:00:00": over the limit of 365 days`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,16 +3,22 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/htex/htex/wire"
 )
 
 // Duration is a time.Duration written in TOML as a number of seconds
 // (30, 0.5) or a Go duration string ("30s", "2m").
 type Duration time.Duration
+
+// maxDurationSeconds is the most seconds a time.Duration holds (about 292
+// years): a larger number would wrap around into a wrong duration.
+const maxDurationSeconds = int64(math.MaxInt64 / time.Second)
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
@@ -21,8 +27,15 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 func (d *Duration) UnmarshalTOML(v any) error {
 	switch x := v.(type) {
 	case int64:
+		if x > maxDurationSeconds || x < -maxDurationSeconds {
+			return fmt.Errorf("duration %d: out of range (at most %d seconds)", x, maxDurationSeconds)
+		}
 		*d = Duration(time.Duration(x) * time.Second)
 	case float64:
+		// NaN fails both tests, so it is refused too.
+		if lim := float64(maxDurationSeconds); !(x <= lim && x >= -lim) {
+			return fmt.Errorf("duration %v: out of range (at most %d seconds)", x, maxDurationSeconds)
+		}
 		*d = Duration(time.Duration(x * float64(time.Second)))
 	case string:
 		p, err := time.ParseDuration(x)
@@ -36,6 +49,14 @@ func (d *Duration) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// MaxAccelerators bounds the accelerator entries of a node, as
+// wire.MaxGPUs bounds a task's: far above any node, MIG slices included.
+const MaxAccelerators = wire.MaxGPUs
+
+// MaxPrefetch bounds prefetch_capacity, the tasks a pool holds beyond its
+// slots (the registration carries it in 32 bits; a pool never needs more).
+const MaxPrefetch = 1 << 20
+
 // Accelerators is available_accelerators: an int N (names "0".."N-1") or a
 // list of entries, each naming one or more devices ("0,1").
 type Accelerators []string
@@ -44,8 +65,8 @@ type Accelerators []string
 func (a *Accelerators) UnmarshalTOML(v any) error {
 	switch x := v.(type) {
 	case int64:
-		if x < 0 {
-			return fmt.Errorf("available_accelerators %d: must not be negative", x)
+		if x < 0 || x > MaxAccelerators {
+			return fmt.Errorf("available_accelerators %d: want 0 to %d", x, MaxAccelerators)
 		}
 		out := make(Accelerators, x)
 		for i := range out {

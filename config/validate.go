@@ -67,11 +67,11 @@ func validateSlots(e *Executor, bad reporter) {
 	if err := CheckVendor(e.AcceleratorVendor); err != nil {
 		bad("executor.accelerator_vendor %q: %v", e.AcceleratorVendor, err)
 	}
-	if e.GPUsPerNode < 0 {
-		bad("executor.gpus_per_node %d: must be >= 0", e.GPUsPerNode)
+	if e.GPUsPerNode < 0 || e.GPUsPerNode > MaxAccelerators {
+		bad("executor.gpus_per_node %d: must be in [0, %d]", e.GPUsPerNode, MaxAccelerators)
 	}
-	if e.PrefetchCapacity < 0 {
-		bad("executor.prefetch_capacity %d: must be >= 0", e.PrefetchCapacity)
+	if e.PrefetchCapacity < 0 || e.PrefetchCapacity > MaxPrefetch {
+		bad("executor.prefetch_capacity %d: must be in [0, %d]", e.PrefetchCapacity, MaxPrefetch)
 	}
 }
 
