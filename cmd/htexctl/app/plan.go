@@ -154,8 +154,8 @@ func planOptions(c *cli.Context, e *config.Executor) (pinning.Options, error) {
 		return o, usageError("plan: give --available-accelerators or --accelerator, not both")
 	case c.IsSet("available-accelerators"):
 		n := c.Int("available-accelerators")
-		if n < 0 {
-			return o, usageError("plan: --available-accelerators %d: must be >= 0", n)
+		if n < 0 || n > config.MaxAccelerators {
+			return o, usageError("plan: --available-accelerators %d: must be in [0, %d]", n, config.MaxAccelerators)
 		}
 		o.Accelerators = nil
 		for i := range n {
@@ -221,8 +221,8 @@ func planNodeFrom(c *cli.Context, e *config.Executor, o pinning.Options) (planNo
 	pn.gpus = e.GPUsPerNode
 	if c.IsSet("gpus") {
 		pn.gpus = c.Int("gpus")
-		if pn.gpus < 0 {
-			return pn, usageError("plan: --gpus %d: must be >= 0", pn.gpus)
+		if pn.gpus < 0 || pn.gpus > config.MaxAccelerators {
+			return pn, usageError("plan: --gpus %d: must be in [0, %d]", pn.gpus, config.MaxAccelerators)
 		}
 		from = append(from, "--gpus")
 	}
