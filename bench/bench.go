@@ -65,22 +65,36 @@ type Report struct {
 	Metrics         bool     `json:"metrics"`
 }
 
+// MaxTasks bounds --tasks: the bench keeps a few words per task in memory.
+const MaxTasks = 100_000_000
+
+// checkOptions refuses what the bench cannot run, naming the flag.
+func checkOptions(o Options) error {
+	switch {
+	case o.Mode != "exec" && o.Mode != "noop":
+		return fmt.Errorf("--mode %q: want exec or noop", o.Mode)
+	case o.Tasks < 1 || o.Tasks > MaxTasks:
+		return fmt.Errorf("--tasks %d: want 1 to %d", o.Tasks, MaxTasks)
+	case o.Pools == 0 && o.Workers < 1:
+		return fmt.Errorf("--workers %d: want at least 1", o.Workers)
+	case o.Window < 0:
+		return fmt.Errorf("--window %d: want 0 (all) or more", o.Window)
+	case o.Prefetch < 0 || o.Prefetch > config.MaxPrefetch:
+		return fmt.Errorf("--prefetch %d: want 0 to %d", o.Prefetch, config.MaxPrefetch)
+	}
+	return nil
+}
+
 // Run starts a daemon, runs the benchmark and stops the daemon.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if o.Mode != "exec" && o.Mode != "noop" {
-		return nil, fmt.Errorf("--mode %q: want exec or noop", o.Mode)
+	if err := checkOptions(o); err != nil {
+		return nil, err
 	}
-	if o.Window <= 0 {
+	if o.Window == 0 {
 		o.Window = o.Tasks
 	}
 	if o.Pools > 0 {
-		if o.Tasks < 1 {
-			return nil, fmt.Errorf("--tasks %d: want at least 1", o.Tasks)
-		}
 		return runWithPools(ctx, o)
-	}
-	if o.Tasks < 1 || o.Workers < 1 {
-		return nil, fmt.Errorf("--tasks and --workers must be at least 1")
 	}
 	dir, err := os.MkdirTemp("", "htex-bench-")
 	if err != nil {
