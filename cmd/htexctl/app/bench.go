@@ -39,6 +39,13 @@ func benchCommand() *cli.Command {
 	}
 }
 
+// Bounds of bench's own flags: far above any useful run, below what would
+// exhaust memory or file descriptors.
+const (
+	maxBenchRepeat = 1000
+	maxBenchPools  = 100_000
+)
+
 // benchSetting is one combination of the settings bench alternates.
 type benchSetting struct{ encrypted, journal bool }
 
@@ -54,11 +61,11 @@ func runBench(c *cli.Context) error {
 		return err
 	}
 	repeat := c.Int("repeat")
-	if repeat < 1 {
-		return usageError("bench: --repeat %d: want 1 or more", repeat)
+	if repeat < 1 || repeat > maxBenchRepeat {
+		return usageError("bench: --repeat %d: want 1 to %d", repeat, maxBenchRepeat)
 	}
-	if p := c.Int("pools"); p < 0 {
-		return usageError("bench: --pools %d: want 0 (a local block) or more", p)
+	if p := c.Int("pools"); p < 0 || p > maxBenchPools {
+		return usageError("bench: --pools %d: want 0 (a local block) to %d", p, maxBenchPools)
 	}
 	exe, err := os.Executable()
 	if err != nil {
