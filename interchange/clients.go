@@ -71,8 +71,8 @@ func validateSpec(i int, t *wire.TaskSpec) error {
 			return fmt.Errorf("task %d: env %q: want KEY=VALUE", i, e)
 		}
 	}
-	if t.TimeoutMs < 0 {
-		return fmt.Errorf("task %d: timeout %dms must not be negative", i, t.TimeoutMs)
+	if t.TimeoutMs < 0 || t.TimeoutMs > wire.MaxTimeoutMs {
+		return fmt.Errorf("task %d: timeout %dms: must be in [0, %d]", i, t.TimeoutMs, wire.MaxTimeoutMs)
 	}
 	if t.Retries < -1 || t.Retries > wire.MaxRetries {
 		return fmt.Errorf("task %d: retries %d: must be in [0, %d]", i, t.Retries, wire.MaxRetries)

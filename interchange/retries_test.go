@@ -31,6 +31,30 @@ func TestValidateSpecRetries(t *testing.T) {
 	}
 }
 
+// TestValidateSpecTimeout: a time limit a Go duration cannot hold would
+// wrap around in the pool's deadline (and kill the task at once); it is
+// refused, as a negative one is.
+func TestValidateSpecTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		ms   int64
+		want string // "" = accepted
+	}{
+		{0, ""}, // no limit
+		{90_000, ""},
+		{wire.MaxTimeoutMs, ""},
+		{wire.MaxTimeoutMs + 1, "task 3: timeout 9223372036855ms: must be in [0, 9223372036854]"},
+		{-1, "task 3: timeout -1ms: must be in [0, 9223372036854]"},
+	} {
+		err := validateSpec(3, &wire.TaskSpec{Argv: []string{"true"}, TimeoutMs: tc.ms, Retries: -1})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("timeout %dms refused: %v", tc.ms, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("timeout %dms: err %v, want %q", tc.ms, err, tc.want)
+		}
+	}
+}
+
 // TestRestoredBudget: a journal of an older htex may hold more retries
 // than a task keeps; they are bounded (and reported), attempts with them.
 func TestRestoredBudget(t *testing.T) {

@@ -3,7 +3,9 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -54,6 +56,10 @@ const (
 	// retries and attempts in 2 bytes each. A task retried ten thousand
 	// times has a problem that retrying does not solve.
 	MaxRetries = 10000
+
+	// MaxTimeoutMs bounds a task's time limit: what a Go duration holds
+	// (about 292 years), so that the pool's deadline cannot wrap around.
+	MaxTimeoutMs = math.MaxInt64 / int64(time.Millisecond)
 )
 
 // ErrTooLarge reports a message or an item over one of the limits.
