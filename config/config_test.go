@@ -142,6 +142,14 @@ func TestParseErrors(t *testing.T) {
 		{"duration inf", "[strategy]\nperiod = inf", []string{"strategy.period", "duration +Inf: out of range"}},
 		{"duration nan", "[strategy]\nmax_idletime = nan", []string{"strategy.max_idletime", "duration NaN: out of range"}},
 		{"duration float too large", "[provider]\ncmd_timeout = 1e300", []string{"provider.cmd_timeout", "out of range"}},
+		// NaN passed every comparison, and inf the one that was there.
+		{"cores_per_worker nan", "[executor]\ncores_per_worker = nan", []string{"executor.cores_per_worker NaN: must be a finite number"}},
+		{"cores_per_worker inf", "[executor]\ncores_per_worker = inf", []string{"executor.cores_per_worker +Inf: must be a finite number"}},
+		{"mem_per_worker nan", "[executor]\nmem_per_worker = nan", []string{"executor.mem_per_worker NaN: must be a finite number of GB"}},
+		{"mem_per_worker inf", "[executor]\nmem_per_worker = inf", []string{"executor.mem_per_worker +Inf: must be a finite number of GB"}},
+		{"parallelism nan", "[provider]\nparallelism = nan", []string{"provider.parallelism NaN: must be in [0, 1]"}},
+		{"cores_per_node too many", "[provider]\ncores_per_node = 99999999999", []string{"provider.cores_per_node 99999999999: must be in [0, 65536]"}},
+		{"cpus_per_node too many", "[provider]\ncpus_per_node = 70000", []string{"provider.cpus_per_node 70000: must be in [0, 65536]"}},
 		{"accelerators too many", "[executor]\navailable_accelerators = 1000000000000", []string{"executor.available_accelerators", "1000000000000: want 0 to 1024"}},
 		// Used to wrap around in the pool's registration (32 bits).
 		{"prefetch too large", "[executor]\nprefetch_capacity = 5000000000", []string{"executor.prefetch_capacity 5000000000: must be in [0, 1048576]"}},

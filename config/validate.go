@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -37,11 +38,17 @@ func validateSlots(e *Executor, bad reporter) {
 	if e.MaxWorkersPerNode < 0 {
 		bad("executor.max_workers_per_node %d: must be >= 0 (0 = unlimited)", e.MaxWorkersPerNode)
 	}
-	if e.CoresPerWorker <= 0 {
-		bad("executor.cores_per_worker %g: must be > 0 (leave it out for 1)", e.CoresPerWorker)
+	switch cpw := e.CoresPerWorker; {
+	case math.IsNaN(cpw) || math.IsInf(cpw, 0):
+		bad("executor.cores_per_worker %g: must be a finite number (leave it out for 1)", cpw)
+	case cpw <= 0:
+		bad("executor.cores_per_worker %g: must be > 0 (leave it out for 1)", cpw)
 	}
-	if e.MemPerWorker < 0 {
-		bad("executor.mem_per_worker %g: must be >= 0", e.MemPerWorker)
+	switch mpw := e.MemPerWorker; {
+	case math.IsNaN(mpw) || math.IsInf(mpw, 0):
+		bad("executor.mem_per_worker %g: must be a finite number of GB", mpw)
+	case mpw < 0:
+		bad("executor.mem_per_worker %g: must be >= 0", mpw)
 	}
 	if err := checkAffinity(e.CPUAffinity); err != nil {
 		bad("executor.cpu_affinity %q: %v", e.CPUAffinity, err)
@@ -126,7 +133,7 @@ func validateProvider(pr *Provider, bad reporter) {
 	if !(pr.MinBlocks <= *pr.InitBlocks && *pr.InitBlocks <= *pr.MaxBlocks) {
 		bad("provider: want min_blocks <= init_blocks <= max_blocks, got %d, %d, %d", pr.MinBlocks, *pr.InitBlocks, *pr.MaxBlocks)
 	}
-	if par := *pr.Parallelism; par < 0 || par > 1 {
+	if par := *pr.Parallelism; !(par >= 0 && par <= 1) { // NaN fails too
 		bad("provider.parallelism %g: must be in [0, 1]", par)
 	}
 	if _, err := ParseWalltime(pr.Walltime); err != nil {
@@ -148,14 +155,14 @@ func validateProvider(pr *Provider, bad reporter) {
 	} else if pr.StatusPollingFast > pr.StatusPollingInterval && pr.StatusPollingInterval > 0 {
 		bad("provider.status_polling_fast %s: must not exceed status_polling_interval %s", pr.StatusPollingFast.D(), pr.StatusPollingInterval.D())
 	}
-	if pr.CoresPerNode < 0 {
-		bad("provider.cores_per_node %d: must be >= 0", pr.CoresPerNode)
+	if pr.CoresPerNode < 0 || pr.CoresPerNode > wire.MaxCores {
+		bad("provider.cores_per_node %d: must be in [0, %d]", pr.CoresPerNode, wire.MaxCores)
 	}
 	if pr.MemPerNode < 0 {
 		bad("provider.mem_per_node %d: must be >= 0", pr.MemPerNode)
 	}
-	if pr.CPUsPerNode < 0 {
-		bad("provider.cpus_per_node %d: must be >= 0", pr.CPUsPerNode)
+	if pr.CPUsPerNode < 0 || pr.CPUsPerNode > wire.MaxCores {
+		bad("provider.cpus_per_node %d: must be in [0, %d]", pr.CPUsPerNode, wire.MaxCores)
 	}
 
 	if pr.Kind == "pbs" && pr.Place == "" {
