@@ -61,6 +61,16 @@ const MaxPrefetch = 1 << 20
 // list of entries, each naming one or more devices ("0,1").
 type Accelerators []string
 
+// NumberedAccelerators is what available_accelerators = n stands for: the
+// entries "0" to "n-1". The caller bounds n (MaxAccelerators).
+func NumberedAccelerators(n int) Accelerators {
+	out := make(Accelerators, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}
+
 // UnmarshalTOML implements toml.Unmarshaler.
 func (a *Accelerators) UnmarshalTOML(v any) error {
 	switch x := v.(type) {
@@ -68,11 +78,7 @@ func (a *Accelerators) UnmarshalTOML(v any) error {
 		if x < 0 || x > MaxAccelerators {
 			return fmt.Errorf("available_accelerators %d: want 0 to %d", x, MaxAccelerators)
 		}
-		out := make(Accelerators, x)
-		for i := range out {
-			out[i] = strconv.Itoa(i)
-		}
-		*a = out
+		*a = NumberedAccelerators(int(x))
 	case []any:
 		out := make(Accelerators, 0, len(x))
 		for i, e := range x {

@@ -157,10 +157,7 @@ func planOptions(c *cli.Context, e *config.Executor) (pinning.Options, error) {
 		if n < 0 || n > config.MaxAccelerators {
 			return o, usageError("plan: --available-accelerators %d: must be in [0, %d]", n, config.MaxAccelerators)
 		}
-		o.Accelerators = nil
-		for i := range n {
-			o.Accelerators = append(o.Accelerators, strconv.Itoa(i))
-		}
+		o.Accelerators = config.NumberedAccelerators(n)
 	case len(entries) > 0:
 		o.Accelerators = []string(entries)
 	}
