@@ -28,38 +28,10 @@ func TestStalledPoolsDoNotHaltScaler(t *testing.T) {
 	stopped := map[int64]bool{}
 	for i := range stalls {
 		// A block, not stalled before, whose pool runs tasks.
-		var victim scBlock
-		scWaitStatus(t, d, "a fresh block running tasks", func(s scStatus) bool {
-			for _, b := range s.Blocks {
-				if b.Busy > 0 && b.JobID != "" && !stopped[b.ID] {
-					victim = b
-					return true
-				}
-			}
-			return false
-		})
+		victim := busyBlock(t, d, "a fresh block running tasks", stopped)
 		stopped[victim.ID] = true
-		pgid, err := strconv.Atoi(victim.JobID)
-		if err != nil || pgid <= 1 {
-			t.Fatalf("block %d: local job id %q is not a pid", victim.ID, victim.JobID)
-		}
-		// Stop the batch script and its pool for longer than
-		// heartbeat_threshold (5 s), then let them run again.
-		if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
-			t.Fatalf("stall %d: SIGSTOP block %d: %v", i, victim.ID, err)
-		}
-		time.Sleep(7 * time.Second)
-		if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
-			t.Fatalf("stall %d: SIGCONT block %d: %v", i, victim.ID, err)
-		}
-		s := scWaitStatus(t, d, "the stalled block to end", func(s scStatus) bool {
-			for _, b := range s.Blocks {
-				if b.ID == victim.ID {
-					return b.State == "failed" || b.State == "completed"
-				}
-			}
-			return false
-		})
+		stallBlock(t, victim, func() {})
+		s := scWaitStatus(t, d, "the stalled block to end", blockEnded(victim.ID))
 		if strings.Contains(s.Scaler, "stopped submitting") {
 			t.Fatalf("stall %d: the scaler halted: %s\n%s", i, s.Scaler, testenv.Tail(d.Log(), 40))
 		}
@@ -97,44 +69,67 @@ func TestStalledPoolLeavesDespiteQueuedMessages(t *testing.T) {
 	d := testenv.StartDaemon(t, scConfig("",
 		"init_blocks = 1\nmin_blocks = 1\nmax_blocks = 1", `kind = "simple"`))
 	job := d.Submit("--", "sleep", "60")
+	victim := busyBlock(t, d, "a block running the task", nil)
+	stallBlock(t, victim, func() {
+		d.MustRun("cancel", job) // the interchange tells the stopped pool
+	})
+	blockStderr := func() string {
+		b, _ := os.ReadFile(victim.StderrPath)
+		return "block stderr:\n" + testenv.Tail(string(b), 20)
+	}
+	d.WaitStatusShowing("the stalled block to end", time.Minute, blockEnded(victim.ID), blockStderr)
+	if s := blockStderr(); !strings.Contains(s, "no word from the interchange") {
+		t.Errorf("the pool did not leave for the silence; %s", s)
+	}
+	if strings.Contains(d.Log(), "held_tasks=1") {
+		t.Errorf("the stalled pool registered again with its task:\n%s", testenv.Tail(d.Log(), 30))
+	}
+}
+
+// busyBlock waits for a block whose pool runs tasks, other than those in
+// skip.
+func busyBlock(t *testing.T, d *testenv.Daemon, what string, skip map[int64]bool) scBlock {
+	t.Helper()
 	var victim scBlock
-	scWaitStatus(t, d, "a block running the task", func(s scStatus) bool {
+	scWaitStatus(t, d, what, func(s scStatus) bool {
 		for _, b := range s.Blocks {
-			if b.Busy > 0 && b.JobID != "" {
+			if b.Busy > 0 && b.JobID != "" && !skip[b.ID] {
 				victim = b
 				return true
 			}
 		}
 		return false
 	})
-	pgid, err := strconv.Atoi(victim.JobID)
+	return victim
+}
+
+// stallBlock stops a local block's batch script and pool (its process
+// group, whose id is the job id) for longer than heartbeat_threshold
+// (5 s), calls during meanwhile, then lets them run again.
+func stallBlock(t *testing.T, b scBlock, during func()) {
+	t.Helper()
+	pgid, err := strconv.Atoi(b.JobID)
 	if err != nil || pgid <= 1 {
-		t.Fatalf("block %d: local job id %q is not a pid", victim.ID, victim.JobID)
+		t.Fatalf("block %d: local job id %q is not a pid", b.ID, b.JobID)
 	}
 	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("SIGSTOP block %d: %v", victim.ID, err)
+		t.Fatalf("SIGSTOP block %d: %v", b.ID, err)
 	}
-	d.MustRun("cancel", job) // the interchange tells the stopped pool
+	during()
 	time.Sleep(7 * time.Second)
 	if err := syscall.Kill(-pgid, syscall.SIGCONT); err != nil {
-		t.Fatalf("SIGCONT block %d: %v", victim.ID, err)
+		t.Fatalf("SIGCONT block %d: %v", b.ID, err)
 	}
-	blockStderr := func() string {
-		b, _ := os.ReadFile(victim.StderrPath)
-		return "block stderr:\n" + testenv.Tail(string(b), 20)
-	}
-	d.WaitStatusShowing("the stalled block to end", time.Minute, func(s scStatus) bool {
+}
+
+// blockEnded holds once block id has ended, failed or completed.
+func blockEnded(id int64) func(scStatus) bool {
+	return func(s scStatus) bool {
 		for _, b := range s.Blocks {
-			if b.ID == victim.ID {
+			if b.ID == id {
 				return b.State == "failed" || b.State == "completed"
 			}
 		}
 		return false
-	}, blockStderr)
-	if s := blockStderr(); !strings.Contains(s, "no word from the interchange") {
-		t.Errorf("the pool did not leave for the silence; %s", s)
-	}
-	if strings.Contains(d.Log(), "held_tasks=1") {
-		t.Errorf("the stalled pool registered again with its task:\n%s", testenv.Tail(d.Log(), 30))
 	}
 }
